@@ -1,0 +1,354 @@
+"""pytest glue for the guest suite in testcases/: options, one guest per session, a kernel-log
+frame around every test, outcome classification and the results directory.
+
+The machinery lives in harness/; this file only connects it to pytest's hooks. Tests under
+tests/ (the harness's own unit and end-to-end tests) never touch the guest fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import kmsg
+from harness.errors import BootError, HarnessError, UsageError
+from harness.guest import Guest, slice_between_marks
+from harness.ndctl import Ndctl
+from harness.prepare import GuestOptions, prepare
+from harness.qemu import qemu_version
+from harness.results import RunSummary, TestRecord, new_run_id, result_dir_name, write_reports
+from harness.ssh import GuestCommandTimeout
+
+ROOT = Path(__file__).resolve().parent
+TESTCASES = ROOT / "testcases"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("nvdimm-harness")
+    g.addoption("--profile", help="machine profile name or YAML file (default: default)")
+    g.addoption("--kernel", help="boot this bzImage instead of the image's stock kernel")
+    g.addoption("--accel", help="auto, kvm or tcg (default: the profile's, normally auto)")
+    g.addoption("--recipe", help="guest image recipe name or YAML file")
+    g.addoption("--results", help="results directory (default: results/<run-id>)")
+
+
+def _interrupt_on_sigterm(signum, frame):
+    # pytest runs fixture teardown and sessionfinish for KeyboardInterrupt, not for SIGTERM:
+    # this way a terminated run still stops its guest and writes partial results.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    config.addinivalue_line("markers", "expect_kernel(*titles): kernel findings this test "
+                                       "provokes on purpose (shown, but not a failure)")
+    config.pluginmanager.register(RunRecorder(config), "nvh-run-recorder")
+
+
+def _is_guest_test(item: pytest.Item) -> bool:
+    return TESTCASES in Path(item.path).parents
+
+
+class TestArtifacts:
+    """What a test leaves in results/tests/<id>/ and the expectation it checked."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, directory: Path, relative: str):
+        self.dir = directory
+        self.relative = relative
+        self.files: list[str] = []
+        self.expected = ""
+        self.observed = ""
+
+    def attach(self, name: str, text: str) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / name
+        path.write_text(text)
+        rel = f"{self.relative}/{name}"
+        if rel not in self.files:
+            self.files.append(rel)
+        return path
+
+    def expectation(self, expected: str, observed: str) -> None:
+        self.expected, self.observed = expected, observed
+
+
+class KernelFindingsError(AssertionError):
+    pass
+
+
+class TestFrame:
+    """Everything about one guest test: its kernel log slice, findings and crash state."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, item: pytest.Item, guest: Guest, artifacts: TestArtifacts):
+        self.item = item
+        self.guest = guest
+        self.artifacts = artifacts
+        self.begin = f"begin {item.nodeid}"
+        self.end = f"end {item.nodeid}"
+        self.findings: list[kmsg.Finding] = []
+        self.expected_findings: list[kmsg.Finding] = []
+        self.crashed = ""
+        self.timed_out = False
+
+    def start(self) -> None:
+        self.guest.mark(self.begin)
+
+    def finish(self, exc: BaseException | None) -> None:
+        self.timed_out = isinstance(exc, GuestCommandTimeout)
+        if self.guest.is_alive() and not self.timed_out:
+            try:
+                self.guest.mark(self.end)
+                log = self.guest.dmesg_between(self.begin, self.end)
+            except (HarnessError, OSError, GuestCommandTimeout):
+                log = self._console_slice()
+        else:
+            log = self._console_slice()
+        self.artifacts.attach("dmesg.txt", log)
+        expected_titles = [t for m in self.item.iter_markers("expect_kernel") for t in m.args]
+        unexpected, expected = kmsg.split_expected(kmsg.scan_kernel_log(log), expected_titles)
+        self.findings, self.expected_findings = unexpected, expected
+        if not self.guest.is_alive():
+            panic = next((f for f in unexpected if f.kind == "panic"), None)
+            self.crashed = panic.title if panic else "the guest died (QEMU exited)"
+        elif self.timed_out:
+            # A wedged guest would poison every later test: the next one boots a fresh guest.
+            self.guest.stop()
+
+    def _console_slice(self) -> str:
+        text = self.guest.console_text()
+        return slice_between_marks(text, self.begin, self.end)
+
+
+FRAME = pytest.StashKey[TestFrame]()
+
+
+@pytest.fixture(scope="session")
+def guest_config(request: pytest.FixtureRequest):
+    recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
+    opt = request.config.getoption
+    options = GuestOptions(profile=opt("--profile"), kernel=opt("--kernel"),
+                           accel=opt("--accel"), recipe=opt("--recipe"))
+    try:
+        config = prepare(options)
+    except UsageError as e:
+        pytest.exit(f"nvdimm-harness: {e}", returncode=2)
+    except HarnessError as e:
+        recorder.infra_error = str(e)
+        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+    recorder.guest_config = config
+    return config
+
+
+@pytest.fixture(scope="session")
+def guest(request: pytest.FixtureRequest, guest_config):
+    recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
+    g = Guest(guest_config, console_sink=recorder.results_dir / "console.log")
+    recorder.guest = g
+    try:
+        g.start()
+    except BootError as e:
+        recorder.infra_error = f"{e}\n--- console tail ---\n{e.console_tail}"
+        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+    except HarnessError as e:
+        recorder.infra_error = str(e)
+        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+    yield g
+    g.stop()
+
+
+@pytest.fixture(autouse=True)
+def _guest_test_frame(request: pytest.FixtureRequest):
+    """Marks the kernel log at the start of every guest test (before its other fixtures)."""
+    item = request.node
+    if not _is_guest_test(item):
+        yield
+        return
+    g: Guest = request.getfixturevalue("guest")
+    if not g.is_alive():
+        # The previous test crashed or wedged the guest: start a fresh one.
+        try:
+            g.restart()
+        except BootError as e:
+            recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
+            recorder.infra_error = f"guest restart failed: {e}\n{e.console_tail}"
+            pytest.exit(f"nvdimm-harness: guest restart failed: {e}", returncode=3)
+    recorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
+    frame = TestFrame(item, g, recorder.artifacts_for(item))
+    item.stash[FRAME] = frame
+    frame.start()
+    yield
+
+
+@pytest.fixture
+def artifacts(request: pytest.FixtureRequest) -> TestArtifacts:
+    recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
+    return recorder.artifacts_for(request.node)
+
+
+@pytest.fixture
+def ndctl(guest: Guest) -> Ndctl:
+    return Ndctl(guest)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    frame = item.stash.get(FRAME, None)
+    if frame is None:
+        return (yield)
+    try:
+        result = yield
+    except BaseException as exc:
+        frame.finish(exc)
+        raise
+    frame.finish(None)
+    if frame.findings:
+        titles = "\n".join(f"  {f.kind}: {f.title} (dmesg line {f.line})" for f in frame.findings)
+        raise KernelFindingsError(f"the kernel reported problems during the test:\n{titles}")
+    return result
+
+
+class RunRecorder:
+    """Collects one TestRecord per guest test and writes the results directory at the end."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.run_id = new_run_id()
+        self.started_wall = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.started = time.monotonic()
+        results = config.getoption("--results")
+        self.results_dir = Path(results) if results else ROOT / "results" / self.run_id
+        self.records: dict[str, TestRecord] = {}
+        self.artifacts: dict[str, TestArtifacts] = {}
+        self.guest: Guest | None = None
+        self.guest_config = None
+        self.infra_error = ""
+        self.any_guest_tests = False
+
+    def artifacts_for(self, item: pytest.Item) -> TestArtifacts:
+        if item.nodeid not in self.artifacts:
+            name = result_dir_name(item.nodeid)
+            self.artifacts[item.nodeid] = TestArtifacts(self.results_dir / "tests" / name,
+                                                        f"tests/{name}")
+        return self.artifacts[item.nodeid]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if not _is_guest_test(item):
+            return report
+        self.any_guest_tests = True
+        frame = item.stash.get(FRAME, None)
+        outcome = _classify(report, call, frame)
+        if outcome is None:
+            return report
+        record = self.records.get(item.nodeid)
+        message = _message(report, frame)
+        if record is None or record.outcome in ("passed",):
+            art = self.artifacts_for(item)
+            if report.failed and report.longreprtext:
+                art.attach("failure.txt", report.longreprtext)
+            self.records[item.nodeid] = TestRecord(
+                id=item.nodeid, outcome=outcome, duration_s=round(report.duration, 3),
+                message=message,
+                kernel_findings=[f.to_json() for f in frame.findings] if frame else [],
+                artifacts=list(art.files), expected=art.expected, observed=art.observed,
+            )
+        elif report.when == "call":
+            record.duration_s = round(report.duration, 3)
+        return report
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not (self.any_guest_tests or self.infra_error or self.guest_config):
+            return
+        for nodeid, record in self.records.items():
+            record.artifacts = list(self.artifacts[nodeid].files) if nodeid in self.artifacts \
+                else record.artifacts
+        write_reports(self.summary(), self.results_dir)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr:
+            tr.write_line(f"nvdimm-harness: results in {self.results_dir}")
+
+    def summary(self) -> RunSummary:
+        cfg = self.guest_config
+        g = self.guest
+        run = RunSummary(
+            run_id=self.run_id, started=self.started_wall,
+            duration_s=round(time.monotonic() - self.started, 1),
+            host={"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+                  "kernel": platform.release(), "python": platform.python_version()},
+            tests=list(self.records.values()), infra_error=self.infra_error,
+        )
+        if cfg is not None:
+            run.qemu = {"version": qemu_version(), "accel": cfg.accel.accel,
+                        "accel_reason": cfg.accel.reason}
+            release = g.kernel_release if g and g.kernel_release else None
+            if release is None and cfg.kernel.source == "distro":
+                release = cfg.image.kernel_release
+            run.kernel = {"release": release, "source": cfg.kernel.source, "patches": [],
+                          "config_hash": None, "description": cfg.kernel.description}
+            run.profile = cfg.profile.to_json()
+            run.boot = {"boots": g.boots if g else 0,
+                        "first_boot_s": round(g.boot_s, 1) if g and g.boot_s else None,
+                        "image": cfg.image.directory.name}
+        run.run_findings = [f.to_json() for f in self._findings_outside_tests()]
+        return run
+
+    def _findings_outside_tests(self) -> list[kmsg.Finding]:
+        """Kernel findings in the console outside every test's begin..end frame."""
+        console = self.results_dir / "console.log"
+        if not console.exists():
+            return []
+        lines = console.read_text(errors="replace").splitlines()
+        inside: list[bool] = []
+        depth = False
+        for line in lines:
+            if "nvh-mark: begin " in line:
+                depth = True
+            inside.append(depth)
+            if "nvh-mark: end " in line or line.startswith("===== nvdimm-harness: boot"):
+                depth = False
+        findings = kmsg.scan_kernel_log("\n".join(lines))
+        return [f for f in findings if not inside[f.line - 1]]
+
+
+def _classify(report: pytest.TestReport, call: pytest.CallInfo, frame: TestFrame | None):
+    """The DESIGN.md outcome for one phase's report, or None when the phase says nothing."""
+    if report.when == "setup":
+        if report.skipped:
+            return "skipped"
+        return "error" if report.failed else None
+    if report.when == "call":
+        if report.skipped:
+            return "skipped"
+        if report.passed:
+            return "passed"
+        if frame and frame.crashed:
+            return "crashed"
+        if frame and frame.timed_out:
+            return "timeout"
+        if call.excinfo and call.excinfo.errisinstance(GuestCommandTimeout):
+            return "timeout"
+        return "failed"
+    return "error" if report.failed else None
+
+
+def _message(report: pytest.TestReport, frame: TestFrame | None) -> str:
+    if frame and frame.crashed:
+        return f"kernel crashed: {frame.crashed}"
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash else report.longreprtext
+        return text[:4000]
+    return ""

@@ -1,0 +1,336 @@
+"""The `nvdimm-harness` command line (DESIGN.md). Only argument handling and output here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import progress
+from .accel import AccelChoice, choose_accel
+from .errors import (
+    EXIT_INFRA,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    HarnessError,
+    UsageError,
+)
+from .image import ensure_image, image_dir, load_recipe
+from .prepare import GuestOptions, kernel_choice, prepare, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTCASES = ROOT / "testcases"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage + error on two lines; DESIGN.md wants one clear line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"nvdimm-harness: {message} (see --help)\n")
+
+
+def _guest_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="machine profile: a name in testcases/profiles or a file")
+    p.add_argument("--kernel", metavar="BZIMAGE", help="boot this kernel instead of the "
+                                                       "image's stock Debian kernel")
+    p.add_argument("--accel", help="auto (default: KVM if it really works, else TCG), kvm, tcg")
+    p.add_argument("--recipe", help="guest image recipe: a name in guest-images/ or a file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="nvdimm-harness",
+                           description="QEMU/NVDIMM integration tests for DAX, GUP and pmem.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = sub.add_parser("run", help="boot a guest and run the test suite")
+    _guest_options(run)
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="select tests (pytest -k)")
+    run.add_argument("--results", metavar="DIR", help="results directory "
+                                                      "(default: results/<run-id>)")
+
+    boot = sub.add_parser("boot", help="boot a guest, print how to ssh in, wait for Ctrl-C")
+    _guest_options(boot)
+    shell = sub.add_parser("shell", help="boot a guest and open an interactive shell in it")
+    _guest_options(shell)
+    qcmd = sub.add_parser("qemu-cmd", help="print the exact QEMU command line; boots nothing")
+    _guest_options(qcmd)
+
+    image = sub.add_parser("image", help="guest images")
+    image_sub = image.add_subparsers(dest="image_command", required=True,
+                                     parser_class=OneLineParser)
+    ib = image_sub.add_parser("build", help="build (or reuse) the guest image")
+    ib.add_argument("--recipe")
+    ib.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+    scan = sub.add_parser("scan", help="find crashes and warnings in a kernel console log")
+    scan.add_argument("logfile")
+    scan.add_argument("--json", action="store_true")
+
+    report = sub.add_parser("report", help="rewrite report.html and summary.md from summary.json")
+    report.add_argument("results_dir")
+
+    sub.add_parser("doctor", help="check the host: QEMU, KVM, image tools, disk, cache")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {
+        "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
+        "image": cmd_image, "scan": cmd_scan, "report": cmd_report, "doctor": cmd_doctor,
+    }[args.command]
+    try:
+        return handler(args)
+    except HarnessError as e:
+        first, *rest = str(e).splitlines() or [""]
+        print(f"nvdimm-harness: {first}", file=sys.stderr)
+        if rest:
+            print("\n".join(rest), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("nvdimm-harness: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+
+
+def _options(args: argparse.Namespace) -> GuestOptions:
+    return GuestOptions(profile=args.profile, kernel=args.kernel, accel=args.accel,
+                        recipe=args.recipe)
+
+
+# -- run -------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    options = _options(args)
+    validate(options)
+    results_dir = Path(args.results) if args.results else None
+    if results_dir and results_dir.exists() and any(results_dir.iterdir()):
+        raise UsageError(f"--results: {results_dir} exists and is not empty")
+    started = time.monotonic()
+    config = prepare(options)
+    progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
+    if results_dir is None:
+        from .results import new_run_id
+        results_dir = ROOT / "results" / new_run_id()
+    cmd = [sys.executable, "-m", "pytest", str(TESTCASES), "-v", "-p", "no:cacheprovider",
+           "--rootdir", str(ROOT), "-o", "testpaths=testcases", "--results", str(results_dir),
+           # The accel is decided once here; the child must not probe again.
+           "--accel", config.accel.accel]
+    for flag, value in (("--profile", args.profile), ("--kernel", args.kernel),
+                        ("--recipe", args.recipe), ("-k", args.keyword)):
+        if value:
+            cmd += [flag, value]
+    status = _run_pytest(cmd)
+    return _finish_run(results_dir, status, args.keyword, time.monotonic() - started)
+
+
+_received_signal: int | None = None
+
+
+def _run_pytest(cmd: list[str]) -> int:
+    """Run pytest as a child; forward SIGTERM so it can stop its guest and write results."""
+    global _received_signal
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+    def forward(signum, _frame):
+        global _received_signal
+        _received_signal = signum
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    old_term = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                # The terminal sent SIGINT to the whole group: pytest is stopping too.
+                _received_signal = signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _finish_run(results_dir: Path, pytest_status: int, keyword: str | None,
+                elapsed_s: float) -> int:
+    from .results import load_summary
+
+    if pytest_status == 4 and keyword is not None:
+        raise UsageError(f"-k: pytest rejected the expression {keyword!r}")
+    if pytest_status == 5:
+        raise UsageError(f"-k: no test matches {keyword!r}" if keyword else "no tests collected")
+    if not (results_dir / "summary.json").exists():
+        if _received_signal:
+            return EXIT_SIGTERM if _received_signal == signal.SIGTERM else EXIT_SIGINT
+        print(f"nvdimm-harness: the test run ended (pytest status {pytest_status}) "
+              "without writing results", file=sys.stderr)
+        return EXIT_INFRA
+    run = load_summary(results_dir)
+    print()
+    print((results_dir / "summary.md").read_text().rstrip())
+    print(f"\nresults: {results_dir}  ({elapsed_s:.0f}s)")
+    if _received_signal:
+        return EXIT_SIGTERM if _received_signal == signal.SIGTERM else EXIT_SIGINT
+    return run.exit_code()
+
+
+# -- boot / shell / qemu-cmd -----------------------------------------------------------------
+def _booted_guest(args: argparse.Namespace, results: Path):
+    from .guest import Guest
+
+    config = prepare(_options(args))
+    progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
+    return Guest(config, console_sink=results / "console.log")
+
+
+def _ssh_command(guest, known_hosts: Path) -> list[str]:
+    known_hosts.write_text(f"[127.0.0.1]:{guest.ssh_port} {guest.config.image.host_public_key}\n")
+    return ["ssh", "-i", str(guest.config.image.ssh_key), "-p", str(guest.ssh_port),
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "root@127.0.0.1"]
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="nvh-boot-") as tmp:
+        guest = _booted_guest(args, Path(tmp))
+        with guest:
+            ssh = _ssh_command(guest, Path(tmp) / "known_hosts")
+            print(f"guest up ({guest.kernel_release}); log in with:\n  {shlex.join(ssh)}")
+            print(f"console log: {guest.files.console_log}\nCtrl-C stops the guest.", flush=True)
+            try:
+                while guest.is_alive():
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                print("\nstopping the guest")
+                return EXIT_SIGINT
+    print("the guest exited", file=sys.stderr)
+    return EXIT_INFRA
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="nvh-shell-") as tmp:
+        guest = _booted_guest(args, Path(tmp))
+        with guest:
+            return subprocess.call(_ssh_command(guest, Path(tmp) / "known_hosts"))
+
+
+def cmd_qemu_cmd(args: argparse.Namespace) -> int:
+    from .accel import _load_cached, _probe_key
+    from .guest import GuestConfig, GuestImage
+    from .qemu import GuestFiles, build_argv, free_loopback_port
+
+    options = _options(args)
+    profile = validate(options)
+    recipe = load_recipe(options.recipe)
+    entry = image_dir(recipe)
+    # Boots nothing: show the image paths whether or not the image is built yet.
+    image = GuestImage(directory=entry, rootfs=entry / "rootfs.ext4", kernel=entry / "vmlinuz",
+                       initrd=entry / "initrd.img", ssh_key=entry / "id_ed25519",
+                       host_public_key="", kernel_release="?", manifest={"recipe": recipe.name})
+    kernel = kernel_choice(options, image)
+    requested = options.accel or profile.accel
+    if requested == "auto":
+        cached = _load_cached(_probe_key(kernel.kernel)) if kernel.kernel.exists() else None
+        accel = AccelChoice("kvm" if cached and cached[0] else "tcg",
+                            cached[1] if cached else "auto, not probed yet: showing TCG")
+    else:
+        accel = choose_accel(requested, kernel.kernel) if requested == "kvm" \
+            else AccelChoice("tcg", "requested")
+    config = GuestConfig(profile=profile, image=image, kernel=kernel, accel=accel)
+    files = GuestFiles(Path(tempfile.gettempdir()) / "nvh-guest-XXXXXX")
+    argv = build_argv(profile, config.boot_spec(), files, accel.accel, free_loopback_port())
+    print(f"# accel: {accel.accel} ({accel.reason})")
+    for i, d in enumerate(profile.nvdimms):
+        print(f"# nvdimm{i}: region {d.region_size} bytes = backend {d.backend_size} "
+              f"- label {d.label_size}, aligned to {d.align}")
+    print(" \\\n  ".join(shlex.quote(a) for a in argv))
+    return 0
+
+
+# -- image, scan, report, doctor -------------------------------------------------------------
+def cmd_image(args: argparse.Namespace) -> int:
+    image = ensure_image(load_recipe(args.recipe), force=args.force)
+    m = image.manifest
+    print(f"image: {image.directory}\nkernel: {image.kernel_release}\n"
+          f"built: {m.get('built')} in {m.get('build_s')}s")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from . import kmsg
+
+    path = Path(args.logfile)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror}") from None
+    findings = kmsg.scan_kernel_log(text)
+    if args.json:
+        print(json.dumps({"findings": [f.to_json() for f in findings]}, indent=2))
+    else:
+        for f in findings:
+            print(f"{path}:{f.line}: {f.kind}: {f.title}")
+        if not findings:
+            print(f"{path}: no kernel problems found")
+    return 1 if findings else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .results import load_summary, write_reports
+
+    d = Path(args.results_dir)
+    if not (d / "summary.json").is_file():
+        raise UsageError(f"{d}: no summary.json (not a results directory)")
+    write_reports(load_summary(d), d)
+    print(f"rewrote {d / 'report.html'} and {d / 'summary.md'}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import cache
+    from .accel import kvm_works
+    from .qemu import QEMU_BINARY, qemu_version
+
+    ok = True
+
+    def line(name: str, good: bool, text: str) -> None:
+        nonlocal ok
+        ok &= good
+        print(f"{'ok ' if good else 'BAD'} {name:12} {text}")
+
+    qemu = shutil.which(QEMU_BINARY)
+    line("qemu", bool(qemu), f"{qemu} {qemu_version()}" if qemu else f"{QEMU_BINARY} missing")
+    for tool in ("mmdebstrap", "mkfs.ext4", "ssh-keygen"):
+        path = shutil.which(tool)
+        line(tool, bool(path), path or "missing (make setup installs it)")
+    line("root", os.geteuid() == 0, "yes" if os.geteuid() == 0 else
+         "no: the image build needs root once")
+    root = cache.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    line("disk", free > 8 << 30, f"{free >> 30} GiB free under {root}")
+    line("cache", True, f"{root}, {cache.dir_size(root) >> 20} MiB")
+    recipe = load_recipe(None)
+    entry = image_dir(recipe)
+    if (entry / "vmlinuz").exists():
+        works, why = kvm_works(entry / "vmlinuz")
+        line("kvm", True, f"{'usable' if works else 'not usable, TCG will be used'}: {why}")
+        line("image", True, f"{entry.name} built")
+    else:
+        line("kvm", True, "not probed (needs the guest kernel: build the image first)")
+        line("image", True, "not built yet (make run builds it)")
+    return 0 if ok else EXIT_INFRA
+
+
+if __name__ == "__main__":
+    sys.exit(main())

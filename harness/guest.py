@@ -1,0 +1,227 @@
+"""A booted test guest: QEMU + serial console + SSH, with the NixOS-driver style API.
+
+    with Guest(config, workdir) as guest:
+        guest.succeed("ndctl list -R")
+        guest.fail("ndctl disable-namespace namespace0.0")   # must be refused
+
+The console log is the authoritative kernel log: it survives panics and a dead network.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import progress
+from .accel import AccelChoice
+from .errors import BootError
+from .image import GuestImage
+from .profile import MachineProfile
+from .qemu import BootSpec, GuestFiles, QemuMachine, build_argv, free_loopback_port
+from .ssh import DEFAULT_TIMEOUT_S, CommandResult, GuestShell
+
+# init=/sbin/nvh-init: a lean PID 1 instead of systemd (78 s -> ~15 s to SSH under TCG).
+# panic=-1 + QEMU -no-reboot: a panic ends the guest instead of looping.
+# printk.devkmsg=on: test markers written to /dev/kmsg are never rate-limited away.
+# log_buf_len: a long suite must not wrap the ring buffer past a test's begin marker.
+BASE_CMDLINE = (
+    "console=ttyS0,115200 root=/dev/vda rw init=/sbin/nvh-init panic=-1 net.ifnames=0 "
+    "printk.devkmsg=on log_buf_len=4M mitigations=off"
+)
+PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
+READY_MARKER = "nvh: guest ready"
+MARK_PREFIX = "nvh-mark:"
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The kernel to boot and where it came from (for summary.json)."""
+
+    kernel: Path
+    initrd: Path | None
+    source: str  # distro | image | tree
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GuestConfig:
+    profile: MachineProfile
+    image: GuestImage
+    kernel: KernelChoice
+    accel: AccelChoice
+
+    def cmdline(self) -> str:
+        return " ".join(x for x in (BASE_CMDLINE, self.profile.cmdline_extra) if x)
+
+    def boot_spec(self) -> BootSpec:
+        return BootSpec(kernel=self.kernel.kernel, initrd=self.kernel.initrd,
+                        rootfs=self.image.rootfs, cmdline=self.cmdline())
+
+
+class Guest:
+    def __init__(self, config: GuestConfig, console_sink: Path | None = None):
+        self.config = config
+        self.console_sink = console_sink  # every boot's console is appended here
+        self.machine: QemuMachine | None = None
+        self.shell: GuestShell | None = None
+        self.files: GuestFiles | None = None
+        self.ssh_port: int | None = None
+        self.boots = 0
+        self.boot_s: float | None = None
+        self.kernel_release: str | None = None
+        self._console_offset = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Guest:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.boots += 1
+        self.files = GuestFiles(Path(tempfile.mkdtemp(prefix="nvh-guest-")))
+        self._create_disks()
+        start = time.monotonic()
+        deadline = start + self.config.profile.boot_timeout_s
+        with progress.step(f"booting guest ({self.config.accel.accel}, "
+                           f"{self.config.kernel.source} kernel)") as step:
+            try:
+                self._launch_qemu()
+                self.shell = GuestShell.connect(
+                    self.ssh_port, self.config.image.ssh_key, self.config.image.host_public_key,
+                    deadline, still_booting=lambda: self._boot_problem(step),
+                )
+            except BaseException as e:
+                tail = self.console_tail()
+                self.stop()
+                if isinstance(e, BootError):
+                    e.console_tail = tail
+                raise
+            self.boot_s = time.monotonic() - start
+            self.kernel_release = self.succeed("uname -r").strip()
+            step.note(f"SSH up after {self.boot_s:.1f}s, kernel {self.kernel_release}")
+
+    def _create_disks(self) -> None:
+        assert self.files is not None
+        # Sparse files: only what the guest writes takes disk space.
+        for i, dimm in enumerate(self.config.profile.nvdimms):
+            with open(self.files.nvdimm_backend(i), "wb") as f:
+                f.truncate(dimm.backend_size)
+        with open(self.files.scratch_disk, "wb") as f:
+            f.truncate(self.config.profile.scratch_disk.size)
+
+    def _launch_qemu(self) -> None:
+        assert self.files is not None
+        # A free port can be taken between the probe and QEMU's bind; try a few.
+        for attempt in range(3):
+            self.ssh_port = free_loopback_port()
+            argv = build_argv(self.config.profile, self.config.boot_spec(), self.files,
+                              self.config.accel.accel, self.ssh_port)
+            self.machine = QemuMachine(argv, self.files)
+            try:
+                self.machine.launch()
+                return
+            except Exception as e:
+                self.machine.shutdown()
+                if "host forwarding" not in str(e) or attempt == 2:
+                    raise
+
+    def _boot_problem(self, step: progress.Step) -> str | None:
+        text = self.console_text()
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if lines:
+            step.note(f"console: {lines[-1].strip()[:100]}", every_s=10)
+        panic = PANIC_RE.search(text)
+        if panic:
+            return f"boot failed: kernel panic: {panic.group(0).strip()}"
+        if self.machine is None or not self.machine.is_running():
+            status = self.machine.proc.returncode if self.machine and self.machine.proc else "?"
+            detail = self.machine.stderr_tail() if self.machine else ""
+            return f"boot failed: QEMU exited (status {status}) {detail}".strip()
+        return None
+
+    def stop(self) -> None:
+        if self.shell:
+            self.shell.close()
+            self.shell = None
+        if self.machine:
+            self.machine.shutdown()
+            self.machine = None
+        if self.files:
+            self._save_console()
+            shutil.rmtree(self.files.workdir, ignore_errors=True)
+            self.files = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def is_alive(self) -> bool:
+        return self.machine is not None and self.machine.is_running()
+
+    # -- console ---------------------------------------------------------------------------
+    def console_text(self) -> str:
+        if not self.files:
+            return ""
+        try:
+            return self.files.console_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def console_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.console_text().splitlines()[-lines:])
+
+    def _save_console(self) -> None:
+        if not self.console_sink or not self.files:
+            return
+        self.console_sink.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.console_sink, "a") as sink:
+            sink.write(f"===== nvdimm-harness: boot {self.boots} "
+                       f"({self.config.kernel.source} kernel, {self.config.accel.accel}) =====\n")
+            sink.write(self.console_text())
+            sink.write("\n")
+
+    # -- commands --------------------------------------------------------------------------
+    def _shell(self) -> GuestShell:
+        if self.shell is None:
+            raise ConnectionError("guest is not running")
+        return self.shell
+
+    def run(self, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> CommandResult:
+        return self._shell().run(command, timeout_s)
+
+    def succeed(self, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+        return self._shell().succeed(command, timeout_s)
+
+    def fail(self, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> CommandResult:
+        return self._shell().fail(command, timeout_s)
+
+    def upload(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        self._shell().upload(local, remote, mode)
+
+    # -- kernel log ------------------------------------------------------------------------
+    def mark(self, label: str) -> None:
+        """Write a marker into the kernel log, to cut per-test slices out of it."""
+        self.succeed(f"echo '{MARK_PREFIX} {label}' > /dev/kmsg", timeout_s=30)
+
+    def dmesg_between(self, begin: str, end: str) -> str:
+        text = self.succeed("dmesg", timeout_s=60)
+        return slice_between_marks(text, begin, end)
+
+
+def slice_between_marks(log: str, begin: str, end: str) -> str:
+    """The lines strictly between the `begin` and `end` markers (the last begin before end)."""
+    lines = log.splitlines()
+    b = next((i for i in range(len(lines) - 1, -1, -1)
+              if lines[i].endswith(f"{MARK_PREFIX} {begin}")), None)
+    start = 0 if b is None else b + 1
+    e = next((i for i in range(start, len(lines)) if lines[i].endswith(f"{MARK_PREFIX} {end}")),
+             len(lines))
+    return "\n".join(lines[start:e]) + ("\n" if e > start else "")
+

@@ -1,0 +1,68 @@
+"""From user options (profile, kernel, accel, recipe) to a bootable GuestConfig.
+
+Shared by the CLI and by pytest's conftest so `nvdimm-harness run` and `pytest testcases/`
+resolve the same things the same way. Cheap checks come first so bad input fails in
+milliseconds, before any image build or boot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .accel import choose_accel
+from .errors import UsageError
+from .guest import GuestConfig, KernelChoice
+from .image import GuestImage, ensure_image, load_recipe
+from .profile import MachineProfile, load_profile
+
+# Offset and magic of the x86 boot protocol header (Documentation/arch/x86/boot.rst).
+BZIMAGE_MAGIC_OFFSET = 0x202
+BZIMAGE_MAGIC = b"HdrS"
+
+
+@dataclass(frozen=True)
+class GuestOptions:
+    profile: str | None = None
+    kernel: str | None = None
+    accel: str | None = None  # None: the profile's choice
+    recipe: str | None = None
+
+
+def check_bzimage(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"--kernel: {path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"--kernel: {path}: not a regular file")
+    with open(path, "rb") as f:
+        f.seek(BZIMAGE_MAGIC_OFFSET)
+        if f.read(4) != BZIMAGE_MAGIC:
+            raise UsageError(f"--kernel: {path}: not an x86 kernel image (no 'HdrS' boot header)")
+
+
+def validate(options: GuestOptions) -> MachineProfile:
+    """Everything that can be checked without building or booting. Raises UsageError."""
+    profile = load_profile(options.profile)
+    if options.accel is not None and options.accel not in ("auto", "kvm", "tcg"):
+        raise UsageError(f"--accel: unknown accelerator {options.accel!r} (use auto, kvm or tcg)")
+    if options.kernel:
+        check_bzimage(Path(options.kernel))
+    load_recipe(options.recipe)
+    return profile
+
+
+def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
+    if options.kernel:
+        path = Path(options.kernel).resolve()
+        return KernelChoice(kernel=path, initrd=None, source="image",
+                            description=f"bzImage {path}")
+    return KernelChoice(kernel=image.kernel, initrd=image.initrd, source="distro",
+                        description=f"{image.manifest.get('recipe')} stock kernel")
+
+
+def prepare(options: GuestOptions) -> GuestConfig:
+    profile = validate(options)
+    image = ensure_image(load_recipe(options.recipe))
+    kernel = kernel_choice(options, image)
+    accel = choose_accel(options.accel or profile.accel, kernel.kernel)
+    return GuestConfig(profile=profile, image=image, kernel=kernel, accel=accel)
