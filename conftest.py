@@ -11,12 +11,13 @@ import os
 import platform
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import kmsg
+from harness import kmsg, progress
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
@@ -46,6 +47,15 @@ def _interrupt_on_sigterm(signum, frame):
 
 def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def progress_around_capture(line: str) -> None:
+        # A developer waiting for an image build or a TCG boot needs to see it move, and
+        # pytest captures fd 2 inside fixtures.
+        with capture.global_and_fixture_disabled():
+            print(line, file=sys.stderr, flush=True)
+
+    progress.set_writer(progress_around_capture)
     config.addinivalue_line("markers", "expect_kernel(*titles): kernel findings this test "
                                        "provokes on purpose (shown, but not a failure)")
     config.pluginmanager.register(RunRecorder(config), "nvh-run-recorder")

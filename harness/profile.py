@@ -6,7 +6,6 @@ Every problem is reported as one line naming the file, the field and what is wro
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

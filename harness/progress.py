@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+def _write_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+_writer: Callable[[str], None] = _write_stderr
+
+
+def set_writer(writer: Callable[[str], None]) -> None:
+    """Where progress goes; pytest's conftest routes it around output capture."""
+    global _writer
+    _writer = writer
+
+
 def say(message: str) -> None:
-    # sys.__stderr__: pytest captures sys.stderr inside fixtures, but a developer waiting
-    # for a 3-minute image build needs to see it move.
-    stream = sys.__stderr__ or sys.stderr
-    print(f"nvdimm-harness: {message}", file=stream, flush=True)
+    _writer(f"nvdimm-harness: {message}")
 
 
 @contextmanager

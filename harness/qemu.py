@@ -22,6 +22,10 @@ from .profile import MachineProfile
 from .sizes import MiB
 
 QEMU_BINARY = os.environ.get("NVH_QEMU", "qemu-system-x86_64")
+# Drive order in build_argv: root is the first virtio disk, the scratch disk the second.
+# The scratch disk is the non-DAX peer of O_DIRECT tests: an O_DIRECT file on the DAX mount
+# itself would take the DAX path and pin nothing.
+SCRATCH_DISK_IN_GUEST = "/dev/vdb"
 
 # Machine and accelerator settings are data, not branches (kunit_tool's qemu_configs idea).
 # nvdimm=on adds the NFIT ACPI table; without it the guest sees no NVDIMM at all.

@@ -1,0 +1,87 @@
+"""`make bench`: figures for the README, not pass/fail.
+
+Image build time (cold: a fresh cache directory; warm: a cache hit), boot-to-SSH (median of
+N boots) and the wall time of a whole default `nvdimm-harness run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .guest import Guest
+from .image import ensure_image, load_recipe
+from .prepare import GuestOptions, prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(fn) -> float:
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+def bench_image(cold: bool) -> dict[str, float]:
+    recipe = load_recipe(None)
+    figures = {"image_warm_s": timed(lambda: ensure_image(recipe))}
+    if cold:
+        with tempfile.TemporaryDirectory(prefix="nvh-bench-cache-", dir="/var/tmp") as tmp:
+            old = os.environ.get("NVH_CACHE_DIR")
+            os.environ["NVH_CACHE_DIR"] = tmp
+            try:
+                figures["image_cold_s"] = timed(lambda: ensure_image(recipe))
+            finally:
+                if old is None:
+                    os.environ.pop("NVH_CACHE_DIR")
+                else:
+                    os.environ["NVH_CACHE_DIR"] = old
+    return figures
+
+
+def bench_boot(boots: int, accel: str | None) -> dict[str, float]:
+    config = prepare(GuestOptions(accel=accel))
+    times = []
+    for _ in range(boots):
+        with Guest(config) as guest:
+            assert guest.boot_s is not None
+            times.append(guest.boot_s)
+    return {"boot_to_ssh_median_s": statistics.median(times),
+            "boot_to_ssh_min_s": min(times), "boot_to_ssh_max_s": max(times),
+            "boots": float(boots), "accel": config.accel.accel}  # type: ignore[dict-item]
+
+
+def bench_run(extra: list[str]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="nvh-bench-results-") as tmp:
+        cmd = [sys.executable, "-m", "harness.cli", "run", "--results", f"{tmp}/r", *extra]
+        start = time.monotonic()
+        status = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL).returncode
+        return {"run_s": time.monotonic() - start, "run_exit": float(status)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="make bench")
+    p.add_argument("--cold", action="store_true", help="also time an image build from scratch")
+    p.add_argument("--boots", type=int, default=5)
+    p.add_argument("--accel", default=None)
+    p.add_argument("--skip-run", action="store_true")
+    args = p.parse_args(argv)
+    figures: dict[str, float] = {}
+    figures.update(bench_image(args.cold))
+    figures.update(bench_boot(args.boots, args.accel))
+    if not args.skip_run:
+        figures.update(bench_run(["--accel", args.accel] if args.accel else []))
+    print("\nnvdimm-harness bench")
+    for key, value in figures.items():
+        print(f"  {key:24} {value:.1f}" if isinstance(value, float) else f"  {key:24} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""End to end: `nvdimm-harness run` boots a real guest (QEMU, Debian kernel, ndctl)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NVH = [sys.executable, "-m", "harness.cli"]
+OUR_QEMU = "nvdimm-harness,process=nvh-"
+
+pytestmark = pytest.mark.e2e
+
+
+def our_qemus() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", OUR_QEMU], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+@pytest.fixture
+def no_new_qemu():
+    before = our_qemus()
+    yield
+    deadline = time.monotonic() + 10
+    while our_qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not our_qemus() - before, "a QEMU of ours outlived the run"
+
+
+def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
+    results = tmp_path / "results"
+    proc = subprocess.run([*NVH, "run", "--results", str(results)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"results: {results}" in proc.stdout
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["qemu"]["accel"] in ("tcg", "kvm")
+    assert summary["kernel"]["source"] == "distro"
+    assert summary["kernel"]["release"].startswith("6.1.0-")
+    assert summary["kernel"]["release"].endswith("-amd64")
+    assert summary["tests"] and all(t["outcome"] == "passed" for t in summary["tests"])
+    cases = ET.parse(results / "junit.xml").getroot().findall("testcase")
+    odirect = [c for c in cases if "odirect" in c.get("name")]
+    assert odirect and all(c.find("failure") is None and c.find("error") is None
+                           for c in odirect)
+    for name in ("report.html", "summary.md", "console.log"):
+        assert (results / name).stat().st_size > 0
+    for test in summary["tests"]:
+        assert any(a.endswith("dmesg.txt") for a in test["artifacts"])
+        for a in test["artifacts"]:
+            assert (results / a).is_file()
+
+
+def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu):
+    results = tmp_path / "results"
+    proc = subprocess.Popen([*NVH, "run", "--results", str(results)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    # Interrupt once QEMU is up and booting: the most expensive moment to leak it.
+    deadline = time.monotonic() + 600
+    while not our_qemus() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert our_qemus(), "the run never started QEMU"
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run did not stop within 60 s of Ctrl-C")
+    assert proc.returncode == 130, out[-2000:]

@@ -1,0 +1,63 @@
+"""Bad input gets one clear line and exit 2, before anything is built or booted."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def run_cli(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("profile, field", [
+    ("broken.yaml", "nvdimms[0].size: must be positive"),
+    ("unknown-key.yaml", "colour: unknown key"),
+    ("no-nvdimms.yaml", "nvdimms: is required"),
+])
+def test_broken_profiles_exit_2_with_one_line(capsys, profile, field):
+    path = DATA / "profiles" / profile
+    status, _out, err = run_cli(capsys, "run", "--profile", str(path))
+    assert status == 2
+    assert err.count("\n") == 1, err
+    assert str(path) in err and field in err
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["run", "--accel", "hvf"], "--accel: unknown accelerator 'hvf'"),
+    (["run", "--kernel", "/nonexistent/bzImage"], "--kernel: /nonexistent/bzImage: no such file"),
+    (["run", "--profile", "no-such-profile"], "no profile named 'no-such-profile'"),
+    (["scan", "/nonexistent.log"], "/nonexistent.log"),
+    (["report", "/"], "no summary.json"),
+])
+def test_bad_options_exit_2(capsys, argv, text):
+    status, _out, err = run_cli(capsys, *argv)
+    assert status == 2
+    assert text in err and err.count("\n") == 1, err
+
+
+def test_not_a_kernel_is_rejected(capsys, tmp_path):
+    fake = tmp_path / "bzImage"
+    fake.write_bytes(b"\0" * 4096)
+    status, _, err = run_cli(capsys, "run", "--kernel", str(fake))
+    assert status == 2 and "not an x86 kernel image" in err
+
+
+def test_unknown_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--frobnicate"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_qemu_cmd_prints_nvdimm_devices_and_computed_sizes(capsys):
+    status, out, _ = run_cli(capsys, "qemu-cmd", "--accel", "tcg")
+    assert status == 0
+    assert "nvdimm,id=nvdimm0,memdev=nvmem0,label-size=131072" in out
+    assert "size=1075838976" in out  # 1 GiB usable + 128 KiB label, rounded up to 2 MiB
+    assert "# nvdimm0: region 1073741824 bytes" in out
