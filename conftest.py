@@ -76,6 +76,7 @@ class TestArtifacts:
         self.files: list[str] = []
         self.expected = ""
         self.observed = ""
+        self.trace_counts: dict[str, int] = {}
 
     def attach(self, name: str, text: str) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +273,7 @@ class RunRecorder:
                 message=message,
                 kernel_findings=[f.to_json() for f in frame.findings] if frame else [],
                 artifacts=list(art.files), expected=art.expected, observed=art.observed,
+                trace_counts=dict(art.trace_counts),
             )
         elif report.when == "call":
             record.duration_s = round(report.duration, 3)
