@@ -57,6 +57,17 @@ def bench_boot(boots: int, accel: str | None) -> dict[str, float]:
             "boots": float(boots), "accel": config.accel.accel}  # type: ignore[dict-item]
 
 
+def bench_scan() -> dict[str, float]:
+    """Kernel-log scanner throughput over the test corpus (it runs on every test's slice)."""
+    from .kmsg import scan_kernel_log
+
+    corpus = ROOT / "tests" / "data" / "kmsg"
+    text = "\n".join(p.read_text() for p in sorted(corpus.glob("*.log"))) * 20
+    lines = text.count("\n")
+    seconds = timed(lambda: scan_kernel_log(text))
+    return {"scan_lines_per_s": lines / seconds}
+
+
 def bench_run(extra: list[str]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="nvh-bench-results-") as tmp:
         cmd = [sys.executable, "-m", "harness.cli", "run", "--results", f"{tmp}/r", *extra]
@@ -72,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accel", default=None)
     p.add_argument("--skip-run", action="store_true")
     args = p.parse_args(argv)
-    figures: dict[str, float] = {}
+    figures: dict[str, float] = bench_scan()
     figures.update(bench_image(args.cold))
     figures.update(bench_boot(args.boots, args.accel))
     if not args.skip_run:

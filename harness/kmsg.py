@@ -43,6 +43,8 @@ never holds addresses, ``+0x1f/0x40`` offsets, pids, CPU numbers or timestamps.
   normalised: hex numbers (``0x...`` or 8+ hex digits) become ``ADDR``, other numbers ``NUM``:
     ``Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)``
         -> ``panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)``
+  Fixed kernel wording keeps its digits ("refcount_t: addition on 0", "fs/9p/..."), and any
+  title still holding a hex number gets ``ADDR`` as a last safety net.
 
 Report boundaries
 -----------------
@@ -117,6 +119,7 @@ class Pattern:
     multi_trace: bool = False  # several traces (sanitizers): only `end` closes the report
     bare_frames: bool = False  # frames follow the header without a "Call Trace:" line
     cross_cpu: bool = False  # takes lines from every CPU context (NMI backtraces)
+    free_text: tuple[str, ...] = ()  # start groups holding arbitrary text: numbers -> NUM
     absorbs: tuple[str, ...] = ()  # pattern names that continue this report
     refines: tuple[str, ...] = ()  # pattern names whose report this row takes over
     max_lines: int = 300
@@ -167,7 +170,7 @@ PATTERNS: tuple[Pattern, ...] = (
          funcs=("header", "trace"), bare_frames=True, end=_EQ, multi_trace=True),
     # KCSAN names both racing functions in its header, already in a stable order.
     _pat("kcsan", "kcsan", r"BUG: KCSAN: (?P<msg>.+)", "KCSAN: {msg}", funcs=(), end=_EQ,
-         multi_trace=True),
+         multi_trace=True, free_text=("msg",)),
     _pat("ubsan", "ubsan", r"UBSAN: (?P<type>[\w -]+?) in (?P<src>\S+)", "UBSAN: {type} in {func}",
          funcs=("trace",), fallback="src", end=_EQ, multi_trace=True),
     # -- oopses (arch/x86/mm/fault.c, traps.c); an "Oops: ... [#1]" line follows the BUG: line
@@ -176,13 +179,16 @@ PATTERNS: tuple[Pattern, ...] = (
          r"dereference)|kernel NULL pointer dereference|kernel tried to execute NX-protected page"
          r"|(?:TASK )?stack guard page was hit)\b",
          "BUG: {msg} in {func}", absorbs=("oops_marker",), end=_END_TRACE),
-    _pat("gpf", "gpf", r"(?:Oops: )?general protection fault\b", "general protection fault in {func}",
-         absorbs=("oops_marker",), end=_END_TRACE),
-    _pat("gpf", "gpf", r"(?:Oops: )?stack segment: \w+ \[#\d+\]", "stack segment fault in {func}", end=_END_TRACE),
+    _pat("gpf", "gpf", r"(?:Oops: )?general protection fault\b",
+         "general protection fault in {func}", absorbs=("oops_marker",), end=_END_TRACE),
+    _pat("gpf", "gpf", r"(?:Oops: )?stack segment: \w+ \[#\d+\]",
+         "stack segment fault in {func}", end=_END_TRACE),
     _pat("invalid_opcode", "oops", r"(?:Oops: )?invalid opcode: \w+ \[#\d+\]",
          "invalid opcode in {func}", end=_END_TRACE),
-    _pat("divide_error", "oops", r"(?:Oops: )?divide error: \w+ \[#\d+\]", "divide error in {func}", end=_END_TRACE),
-    _pat("double_fault", "oops", r"PANIC: double fault", "PANIC: double fault in {func}", end=_END_TRACE),
+    _pat("divide_error", "oops", r"(?:Oops: )?divide error: \w+ \[#\d+\]",
+         "divide error in {func}", end=_END_TRACE),
+    _pat("double_fault", "oops", r"PANIC: double fault", "PANIC: double fault in {func}",
+         end=_END_TRACE),
     _pat("oops_marker", "oops", r"Oops: .*\[#\d+\]", "Oops in {func}", end=_END_TRACE),
     # BUG() prints "kernel BUG at", then traps as "invalid opcode".
     _pat("kernel_bug", "bug", r"kernel BUG at (?P<src>\S+?):\d+!?", "BUG: kernel BUG in {func}",
@@ -206,7 +212,8 @@ PATTERNS: tuple[Pattern, ...] = (
     _pat("busy_inodes", "bug",
          r"VFS: Busy inodes after unmount of [^\s.(]+\.?(?: \((?P<fs>[^)\s]+)\))?",
          "VFS: Busy inodes after unmount ({fs})", funcs=(),
-         absorbs=("warning", "kernel_bug", "invalid_opcode", "oops_marker"), refines=("warning",), end=_END_TRACE),
+         absorbs=("warning", "kernel_bug", "invalid_opcode", "oops_marker"), refines=("warning",),
+         end=_END_TRACE),
     _pat("dentry_in_use", "bug",
          r"BUG: Dentry .* still in use \(\d+\) \[unmount of (?P<fs>\S+) \S+\]",
          "BUG: Dentry still in use [unmount of {fs}]", funcs=(), absorbs=("warning",),
@@ -279,12 +286,13 @@ PATTERNS: tuple[Pattern, ...] = (
     _pat("kmemleak", "kmemleak", r"unreferenced object 0x[0-9a-f]+ \(size \d+\):",
          "memory leak in {func}", funcs=("trace",), skip=_ALLOC),
     _pat("panic", "panic", r"Kernel panic - not syncing: (?P<msg>.*)", "panic: {msg}", funcs=(),
-         end=r"^---\[ end Kernel panic"),
+         free_text=("msg",), end=r"^---\[ end Kernel panic"),
     # -- catch-alls (LKP's "^BUG: .*" and "WARNING: .*"), after every specific row
     _pat("lockdep", "lockdep", r"WARNING: (?P<msg>.*\b(?:locks?|locking|RCU)\b.*)",
-         "WARNING: {msg}", funcs=()),
-    _pat("warning_text", "warning", r"WARNING: (?P<msg>\S.*)", "WARNING: {msg}", funcs=()),
-    _pat("bug_text", "bug", r"BUG: (?P<msg>\S.*)", "BUG: {msg}", funcs=()),
+         "WARNING: {msg}", funcs=(), free_text=("msg",)),
+    _pat("warning_text", "warning", r"WARNING: (?P<msg>\S.*)", "WARNING: {msg}", funcs=(),
+         free_text=("msg",)),
+    _pat("bug_text", "bug", r"BUG: (?P<msg>\S.*)", "BUG: {msg}", funcs=(), free_text=("msg",)),
 )
 
 # Benign lines that a row would report. Matched (re.search) against titles, like the `ignore`
@@ -302,8 +310,8 @@ _SKIP = re.compile(_alt(
     r"sched_show_task",
     r"__warn", r"__warn_printk", r"warn_slowpath_\w+", r"report_bug", r"handle_bug",
     r"fixup_bug", r"(?:asm_)?exc_\w+", r"do_error_trap", r"do_trap", r"die", r"__die\w*",
-    r"oops_\w+", r"page_fault_oops", r"kernelmode_fixup_or_oops", r"(?:do_)?(?:user|kern)_addr_fault",
-    r"handle_page_fault", r"do_page_fault", r"__?bad_area\w*",
+    r"oops_\w+", r"page_fault_oops", r"kernelmode_fixup_or_oops",
+    r"(?:do_)?(?:user|kern)_addr_fault", r"handle_page_fault", r"do_page_fault", r"__?bad_area\w*",
     r"panic", r"nmi_panic", r"check_panic_on_warn",
     r"_*kasan_\w+", r"__asan_\w+", r"__hwasan_\w+", r"print_report",
     r"print_address_description\w*", r"check_region_inline", r"check_memory_region\w*",
@@ -328,10 +336,12 @@ _SKIP = re.compile(_alt(
 ))
 
 # -- log line prefixes ----------------------------------------------------------------------------
-_CTRL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][\w]|\x1b[=>78cDEHM]|[\x00-\x08\x0b-\x1f\x7f]")
-_JOURNAL = re.compile(  # "Nov 22 10:00:00 host ident[pid]: " or ISO "2024-11-22T10:00:00+0000 host ..."
-    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?)"
-    r" \S+ (?P<ident>[^\s:\[]+)(?:\[\d+\])?: ")
+# ANSI escape sequences (colour, cursor) and other control characters but tab.
+_CTRL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()]\w|\x1b[=>78cDEHM]|[\x00-\x08\x0b-\x1f\x7f]")
+# journalctl: "Nov 22 10:00:00 host ident[pid]: " or "2024-11-22T10:00:00+0000 host ident: "
+_JOURNAL = re.compile(
+    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:?\d\d|Z)?) \S+ (?P<ident>[^\s:\[]+)(?:\[\d+\])?: ")
 _DEVKMSG = re.compile(r"^(?P<pri>\d+),\d+,\d+,[^;]*;")  # /dev/kmsg record: "6,1234,5678,-;"
 _DMESG_X = re.compile(  # dmesg -x: "kern  :warn  : "
     r"^(?P<fac>kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local\d)\s*:"
@@ -342,6 +352,8 @@ _DROPPED = re.compile(r"^\*\* \d+ printk messages dropped \*\*\s*")
 # newline yet (a "login:" prompt), as syzkaller's consoleOutputRe allows.
 _TIMESTAMP = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*(?P<ctx>[TC]\d+)\])?\s?|^\[\s*\d+\.\d+\]\s?")
 _CALLER = re.compile(r"^\[\s*(?P<ctx>[TC]\d+)\]\s?")
+# kmemleak.verbose=1 prints its reports through pr_notice(), every line with this prefix.
+_KMEMLEAK = re.compile(r"^kmemleak: (?=\s|unreferenced object)")
 
 # -- report anatomy -------------------------------------------------------------------------------
 _FRAME = re.compile(
@@ -429,7 +441,7 @@ def _strip_prefixes(raw: str) -> tuple[str, str, str]:
         origin = origin or "kernel"
         ctx = m["ctx"]
         s = s[m.end():]
-    return s, origin, ctx
+    return _KMEMLEAK.sub("", s), origin, ctx
 
 
 def _prepare(text: str) -> list[_Line]:
@@ -582,14 +594,15 @@ def _first_function(pat: Pattern, m: re.Match[str], lines: Sequence[_Line]) -> s
 def _tidy(title: str) -> str:
     title = _OFFSET.sub("", title)
     title = _SUFFIX.sub("", title)
-    title = _HEXNUM.sub("ADDR", title)
-    title = _DECNUM.sub("NUM", title)
+    title = _HEXNUM.sub("ADDR", title)  # a safety net: no row should let an address through
     title = " ".join(title.replace(" ()", " ").split())  # " ()": an empty optional detail
     return re.sub(r"(?: in|:)$", "", title)
 
 
 def _title(pat: Pattern, m: re.Match[str], lines: Sequence[_Line]) -> str:
     fields = {k: v or "" for k, v in m.groupdict().items()}
+    for name in pat.free_text:
+        fields[name] = _DECNUM.sub("NUM", _HEXNUM.sub("ADDR", fields[name]))
     text = "\n".join(ln.text for ln in lines)
     for rx in pat.details:
         found = rx.search(text)
