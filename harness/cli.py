@@ -236,6 +236,7 @@ def cmd_qemu_cmd(args: argparse.Namespace) -> int:
     # Boots nothing: show the image paths whether or not the image is built yet.
     image = GuestImage(directory=entry, rootfs=entry / "rootfs.ext4", kernel=entry / "vmlinuz",
                        initrd=entry / "initrd.img", ssh_key=entry / "id_ed25519",
+                       pvh_kernel=entry / "vmlinux" if (entry / "vmlinux").exists() else None,
                        host_public_key="", kernel_release="?", manifest={"recipe": recipe.name})
     kernel = kernel_choice(options, image)
     requested = options.accel or profile.accel

@@ -103,8 +103,11 @@ class Guest:
                 if isinstance(e, BootError):
                     e.console_tail = tail
                 raise
+            # setup.sh loads the NVDIMM stack while sshd starts; wait for it to finish.
+            self.kernel_release = self.succeed(
+                "i=0; while [ ! -e /run/nvh-ready ] && [ $i -lt 600 ]; do sleep 0.1; "
+                "i=$((i+1)); done; test -e /run/nvh-ready && uname -r", timeout_s=90).strip()
             self.boot_s = time.monotonic() - start
-            self.kernel_release = self.succeed("uname -r").strip()
             step.note(f"SSH up after {self.boot_s:.1f}s, kernel {self.kernel_release}")
 
     def _create_disks(self) -> None:

@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from . import cache, progress
+from . import cache, progress, vmlinux
 from .errors import InfraError, UsageError
 from .sizes import MiB, align_up, parse_size
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "guest-images"
 DEFAULT_RECIPE = "debian-bookworm"
 # Bump when the build procedure changes in a way the recipe hash cannot see.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 HOST_TOOLS = ("mmdebstrap", "mkfs.ext4", "ssh-keygen")
 SOURCES_IN_IMAGE = "/usr/local/src/nvh"
 
@@ -63,6 +63,7 @@ class GuestImage:
     rootfs: Path
     kernel: Path
     initrd: Path
+    pvh_kernel: Path | None  # the inflated ELF vmlinux, when the kernel can boot via PVH
     ssh_key: Path
     host_public_key: str
     kernel_release: str
@@ -149,6 +150,7 @@ def _open_image(entry: Path) -> GuestImage:
         rootfs=entry / "rootfs.ext4",
         kernel=entry / "vmlinuz",
         initrd=entry / "initrd.img",
+        pvh_kernel=entry / "vmlinux" if (entry / "vmlinux").is_file() else None,
         ssh_key=entry / "id_ed25519",
         host_public_key=(entry / "ssh_host_ed25519_key.pub").read_text().strip(),
         kernel_release=manifest["kernel_release"],
@@ -265,6 +267,10 @@ def _build(recipe: Recipe, out: Path, step: progress.Step) -> None:
     release = releases[0]
     shutil.copyfile(rootdir / "boot" / f"vmlinuz-{release}", out / "vmlinuz")
     shutil.copyfile(rootdir / "boot" / f"initrd.img-{release}", out / "initrd.img")
+    elf = vmlinux.extract_vmlinux((out / "vmlinuz").read_bytes())
+    if elf and vmlinux.has_pvh_entry(elf):
+        (out / "vmlinux").write_bytes(elf)
+        step.note("kernel has a PVH entry: booting the inflated vmlinux (skips decompression)")
     used = cache.dir_size(rootdir)
     size = align_up(used + used // 5 + recipe.free_space, 64 * MiB)
     step.note(f"mkfs.ext4 -d: {used // MiB} MiB of files into a {size // MiB} MiB image")

@@ -56,7 +56,8 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
         path = Path(options.kernel).resolve()
         return KernelChoice(kernel=path, initrd=None, source="image",
                             description=f"bzImage {path}")
-    return KernelChoice(kernel=image.kernel, initrd=image.initrd, source="distro",
+    return KernelChoice(kernel=image.pvh_kernel or image.kernel, initrd=image.initrd,
+                        source="distro",
                         description=f"{image.manifest.get('recipe')} stock kernel")
 
 
