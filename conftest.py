@@ -282,6 +282,8 @@ class RunRecorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not (self.any_guest_tests or self.infra_error or self.guest_config):
             return
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not self.infra_error:
+            self.infra_error = "run interrupted (Ctrl-C or SIGTERM); results are partial"
         for nodeid, record in self.records.items():
             record.artifacts = list(self.artifacts[nodeid].files) if nodeid in self.artifacts \
                 else record.artifacts

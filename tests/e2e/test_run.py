@@ -75,3 +75,6 @@ def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("the run did not stop within 60 s of Ctrl-C")
     assert proc.returncode == 130, out[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert "interrupted" in summary["infra_error"]
+    assert (results / "console.log").stat().st_size > 0  # partial results are kept
