@@ -78,7 +78,8 @@ def bench_run(extra: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make bench")
-    p.add_argument("--cold", action="store_true", help="also time an image build from scratch")
+    p.add_argument("--no-cold", dest="cold", action="store_false",
+                   help="skip the cold image build (a full build into a scratch cache)")
     p.add_argument("--boots", type=int, default=5)
     p.add_argument("--accel", default=None)
     p.add_argument("--skip-run", action="store_true")
