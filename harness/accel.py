@@ -63,6 +63,11 @@ def kvm_works(kernel: Path) -> tuple[bool, str]:
     return verdict
 
 
+def cached_verdict(kernel: Path) -> tuple[bool, str] | None:
+    """The probe's verdict for this host boot if one was made; never boots anything."""
+    return _load_cached(_probe_key(kernel)) if kernel.exists() else None
+
+
 def _probe(kernel: Path, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="nvh-kvm-probe-") as tmp:
         log = Path(tmp) / "console.log"

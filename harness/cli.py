@@ -225,7 +225,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_qemu_cmd(args: argparse.Namespace) -> int:
-    from .accel import _load_cached, _probe_key
+    from .accel import cached_verdict
     from .guest import GuestConfig, GuestImage
     from .qemu import GuestFiles, build_argv, free_loopback_port
 
@@ -241,7 +241,7 @@ def cmd_qemu_cmd(args: argparse.Namespace) -> int:
     kernel = kernel_choice(options, image)
     requested = options.accel or profile.accel
     if requested == "auto":
-        cached = _load_cached(_probe_key(kernel.kernel)) if kernel.kernel.exists() else None
+        cached = cached_verdict(kernel.kernel)
         accel = AccelChoice("kvm" if cached and cached[0] else "tcg",
                             cached[1] if cached else "auto, not probed yet: showing TCG")
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -175,7 +176,7 @@ class QemuMachine:
 
     def launch(self, startup_timeout_s: float = 20.0) -> None:
         binary = self.argv[0]
-        if not (os.path.isabs(binary) and os.access(binary, os.X_OK)) and not _which(binary):
+        if not (os.path.isabs(binary) and os.access(binary, os.X_OK)) and not shutil.which(binary):
             raise InfraError(f"QEMU binary {binary!r} not found (install qemu-system-x86)")
         with open(self.files.qemu_log, "wb") as log:
             self.proc = subprocess.Popen(
@@ -247,12 +248,6 @@ class QemuMachine:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout_s)
         self.proc.wait()
-
-
-def _which(binary: str) -> str | None:
-    import shutil
-
-    return shutil.which(binary)
 
 
 def qemu_version(binary: str = QEMU_BINARY) -> str:
