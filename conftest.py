@@ -37,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--accel", help="auto, kvm or tcg (default: the profile's, normally auto)")
     g.addoption("--recipe", help="guest image recipe name or YAML file")
     g.addoption("--results", help="results directory (default: results/<run-id>)")
+    g.addoption("--modules", help="modules for --kernel (an INSTALL_MOD_PATH directory)")
+    g.addoption("--kernel-tree", help="build this kernel tree (with --patches/--config), boot it")
+    g.addoption("--patches", action="append", default=[], help="patch series (repeatable)")
+    g.addoption("--config", action="append", default=[], help="config fragment (repeatable)")
 
 
 def _interrupt_on_sigterm(signum, frame):
@@ -148,7 +152,9 @@ def guest_config(request: pytest.FixtureRequest):
     recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
     opt = request.config.getoption
     options = GuestOptions(profile=opt("--profile"), kernel=opt("--kernel"),
-                           accel=opt("--accel"), recipe=opt("--recipe"))
+                           accel=opt("--accel"), recipe=opt("--recipe"),
+                           modules=opt("--modules"), kernel_tree=opt("--kernel-tree"),
+                           patches=tuple(opt("--patches")), configs=tuple(opt("--config")))
     try:
         config = prepare(options)
     except UsageError as e:
@@ -308,8 +314,10 @@ class RunRecorder:
             release = g.kernel_release if g and g.kernel_release else None
             if release is None and cfg.kernel.source == "distro":
                 release = cfg.image.kernel_release
-            run.kernel = {"release": release, "source": cfg.kernel.source, "patches": [],
-                          "config_hash": None, "description": cfg.kernel.description}
+            run.kernel = {"release": release, "source": cfg.kernel.source,
+                          "patches": list(cfg.kernel.patches),
+                          "config_hash": cfg.kernel.config_hash,
+                          "description": cfg.kernel.description}
             run.profile = cfg.profile.to_json()
             run.boot = {"boots": g.boots if g else 0,
                         "first_boot_s": round(g.boot_s, 1) if g and g.boot_s else None,

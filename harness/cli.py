@@ -44,6 +44,17 @@ def _guest_options(p: argparse.ArgumentParser) -> None:
                                                        "image's stock Debian kernel")
     p.add_argument("--accel", help="auto (default: KVM if it really works, else TCG), kvm, tcg")
     p.add_argument("--recipe", help="guest image recipe: a name in guest-images/ or a file")
+    p.add_argument("--modules", metavar="DIR", help="modules for --kernel (INSTALL_MOD_PATH)")
+    p.add_argument("--kernel-tree", metavar="DIR", help="build this kernel tree and boot it")
+    _series_options(p)
+
+
+def _series_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patches", metavar="PATH", action="append", default=[],
+                   help="mbox file, directory of .patch files, or A..B (repeatable)")
+    p.add_argument("--config", metavar="FRAGMENT", action="append", default=[],
+                   help="extra config fragment: a file or a name in guest-images/kernel "
+                        "(e.g. debug); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     ib.add_argument("--recipe")
     ib.add_argument("--force", action="store_true", help="rebuild even if cached")
 
+    kernel = sub.add_parser("kernel", help="the developer's kernel")
+    kernel_sub = kernel.add_subparsers(dest="kernel_command", required=True,
+                                       parser_class=OneLineParser)
+    kb = kernel_sub.add_parser("build", help="apply a series to a tree, configure, build")
+    kb.add_argument("--tree", required=True, help="kernel source tree (never modified)")
+    _series_options(kb)
+    kb.add_argument("--out", metavar="DIR", help="also copy bzImage, vmlinux, config here")
+
     scan = sub.add_parser("scan", help="find crashes and warnings in a kernel console log")
     scan.add_argument("logfile")
     scan.add_argument("--json", action="store_true")
@@ -86,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
         "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
-        "image": cmd_image, "scan": cmd_scan, "report": cmd_report, "doctor": cmd_doctor,
+        "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "report": cmd_report,
+        "doctor": cmd_doctor,
     }[args.command]
     try:
         return handler(args)
@@ -99,11 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nvdimm-harness: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+    except OSError as e:
+        # A missing tool or a full disk is an infrastructure failure, said in one line.
+        print(f"nvdimm-harness: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "),
+              file=sys.stderr)
+        return EXIT_INFRA
 
 
 def _options(args: argparse.Namespace) -> GuestOptions:
     return GuestOptions(profile=args.profile, kernel=args.kernel, accel=args.accel,
-                        recipe=args.recipe)
+                        recipe=args.recipe, modules=args.modules, kernel_tree=args.kernel_tree,
+                        patches=tuple(args.patches), configs=tuple(args.config))
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -124,9 +150,14 @@ def cmd_run(args: argparse.Namespace) -> int:
            # The accel is decided once here; the child must not probe again.
            "--accel", config.accel.accel]
     for flag, value in (("--profile", args.profile), ("--kernel", args.kernel),
-                        ("--recipe", args.recipe), ("-k", args.keyword)):
+                        ("--recipe", args.recipe), ("-k", args.keyword),
+                        ("--modules", args.modules), ("--kernel-tree", args.kernel_tree)):
         if value:
             cmd += [flag, value]
+    for value in args.patches:
+        cmd += ["--patches", value]
+    for value in args.config:
+        cmd += ["--config", value]
     status = _run_pytest(cmd)
     return _finish_run(results_dir, status, args.keyword, time.monotonic() - started)
 
@@ -264,6 +295,21 @@ def cmd_image(args: argparse.Namespace) -> int:
     m = image.manifest
     print(f"image: {image.directory}\nkernel: {image.kernel_release}\n"
           f"built: {m.get('built')} in {m.get('build_s')}s")
+    return 0
+
+
+def cmd_kernel(args: argparse.Namespace) -> int:
+    from .kernel import DEFAULT_FRAGMENTS, build_kernel
+
+    fragments = ["nvdimm", *args.config] if args.config else list(DEFAULT_FRAGMENTS)
+    built = build_kernel(Path(args.tree), args.patches, fragments,
+                         Path(args.out) if args.out else None)
+    print(f"kernel: {built.release}\nbzImage: {built.bzimage}\n"
+          f"boot image: {built.boot_image}\nconfig hash: {built.config_hash}")
+    for subject in built.patches:
+        print(f"  applied: {subject}")
+    if built.modules_image:
+        print(f"modules disk: {built.modules_image}")
     return 0
 
 

@@ -45,6 +45,9 @@ class KernelChoice:
     initrd: Path | None
     source: str  # distro | image | tree
     description: str = ""
+    modules_image: Path | None = None  # read-only disk the guest mounts at /lib/modules
+    patches: tuple[str, ...] = ()
+    config_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ class GuestConfig:
         return " ".join(x for x in (BASE_CMDLINE, self.profile.cmdline_extra) if x)
 
     def boot_spec(self) -> BootSpec:
+        extra = (self.kernel.modules_image,) if self.kernel.modules_image else ()
         return BootSpec(kernel=self.kernel.kernel, initrd=self.kernel.initrd,
-                        rootfs=self.image.rootfs, cmdline=self.cmdline())
+                        rootfs=self.image.rootfs, cmdline=self.cmdline(), extra_drives=extra)
 
 
 class Guest:

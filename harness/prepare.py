@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import kconfig
 from .accel import choose_accel
 from .errors import UsageError
 from .guest import GuestConfig, KernelChoice
@@ -27,6 +28,10 @@ class GuestOptions:
     kernel: str | None = None
     accel: str | None = None  # None: the profile's choice
     recipe: str | None = None
+    modules: str | None = None
+    kernel_tree: str | None = None
+    patches: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
 
 
 def check_bzimage(path: Path) -> None:
@@ -45,17 +50,49 @@ def validate(options: GuestOptions) -> MachineProfile:
     profile = load_profile(options.profile)
     if options.accel is not None and options.accel not in ("auto", "kvm", "tcg"):
         raise UsageError(f"--accel: unknown accelerator {options.accel!r} (use auto, kvm or tcg)")
+    if options.kernel and options.kernel_tree:
+        raise UsageError("--kernel and --kernel-tree: give one of them")
     if options.kernel:
         check_bzimage(Path(options.kernel))
+    if (options.patches or options.configs) and not options.kernel_tree:
+        raise UsageError("--patches/--config need --kernel-tree")
+    if options.modules and not options.kernel:
+        raise UsageError("--modules goes with --kernel (a --kernel-tree build ships its own)")
+    if options.modules and not Path(options.modules).is_dir():
+        raise UsageError(f"--modules: {options.modules}: no such directory")
+    if options.kernel_tree:
+        from .kernel import check_tree, parse_series
+
+        tree = Path(options.kernel_tree)
+        check_tree(tree)
+        for spec in options.patches:
+            parse_series(spec, tree)
+        for frag in options.configs:
+            kconfig.load_fragment(frag)
     load_recipe(options.recipe)
     return profile
 
 
 def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
+    if options.kernel_tree:
+        from .kernel import DEFAULT_FRAGMENTS, build_kernel
+
+        built = build_kernel(Path(options.kernel_tree), list(options.patches),
+                             ["nvdimm", *options.configs] if options.configs
+                             else list(DEFAULT_FRAGMENTS))
+        return KernelChoice(kernel=built.boot_image, initrd=None, source="tree",
+                            description=f"built from {built.manifest['tree']} "
+                                        f"({built.manifest['tree_identity']}), cache "
+                                        f"{built.directory}",
+                            modules_image=built.modules_image, patches=built.patches,
+                            config_hash=built.config_hash)
     if options.kernel:
+        from .kernel import modules_image_for
+
         path = Path(options.kernel).resolve()
+        modules = modules_image_for(Path(options.modules)) if options.modules else None
         return KernelChoice(kernel=path, initrd=None, source="image",
-                            description=f"bzImage {path}")
+                            description=f"bzImage {path}", modules_image=modules)
     return KernelChoice(kernel=image.pvh_kernel or image.kernel, initrd=image.initrd,
                         source="distro",
                         description=f"{image.manifest.get('recipe')} stock kernel")

@@ -18,6 +18,9 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mkdir -p /run/sshd /mnt/dax
 hostname nvh-guest
+# A third virtio disk carries the modules of a kernel the developer built (--modules or a
+# --kernel-tree build); it replaces the image's own /lib/modules.
+[ -b /dev/vdc ] && mount -o ro /dev/vdc /lib/modules
 
 # Without udev nothing loads modules for devices; a blind coldplug of every modalias costs
 # ~8 s under TCG (drm, ahci, parport...), so load exactly the stack the tests use. Filesystems

@@ -1,0 +1,86 @@
+"""End to end: the developer's own kernel (a real 6.1 tree, a real patch, real boots)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+NVH = [sys.executable, "-m", "harness.cli"]
+DEMO_PATCH = DATA / "patches" / "0001-pmem-probe-marker.patch"
+DEMO_MARKER = "nvdimm-harness-demo: pmem probe"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def kernel_tree() -> Path:
+    tree = os.environ.get("NVH_TEST_KERNEL_TREE") or subprocess.run(
+        [str(ROOT / "tools" / "fetch-linux-source.sh")], capture_output=True, text=True,
+        check=True).stdout.strip()
+    return Path(tree)
+
+
+def nvh(*args, timeout=3600):
+    return subprocess.run([*NVH, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_boot_panic_is_exit_3_with_the_panic_in_the_report(tmp_path):
+    results = tmp_path / "r"
+    proc = nvh("run", "--profile", str(DATA / "profiles" / "boot-panic.yaml"),
+               "--results", str(results), timeout=600)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert "boot failed: kernel panic" in summary["infra_error"]
+    assert "VFS: Unable to mount root fs" in summary["infra_error"]
+    assert "VFS: Unable to mount root fs" in (results / "report.html").read_text()
+
+
+def test_unsatisfiable_fragment_fails_before_the_build(kernel_tree):
+    proc = nvh("kernel", "build", "--tree", str(kernel_tree),
+               "--config", str(DATA / "kconfig-unsatisfiable.config"), timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "CONFIG_GUP_TEST" in proc.stderr
+    assert "DEBUG_FS" in proc.stderr  # the unmet dependency is named
+    assert "Traceback" not in proc.stderr
+
+
+def test_patch_that_does_not_apply_names_patch_and_file(kernel_tree, tmp_path):
+    bad = tmp_path / "0001-bad.patch"
+    bad.write_text(DEMO_PATCH.read_text().replace("if (IS_ERR(ndns))", "if (IS_ERR(xyz))"))
+    proc = nvh("kernel", "build", "--tree", str(kernel_tree), "--patches", str(bad),
+               timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "0001-bad.patch does not apply" in proc.stderr
+    assert "drivers/nvdimm/pmem.c" in proc.stderr
+
+
+@pytest.mark.slow
+def test_patched_tree_builds_boots_and_shows_the_marker(kernel_tree, tmp_path):
+    results = tmp_path / "r"
+    proc = nvh("run", "--kernel-tree", str(kernel_tree), "--patches", str(DEMO_PATCH),
+               "-k", "untouched_mapping", "--results", str(results))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    kernel = summary["kernel"]
+    assert kernel["source"] == "tree"
+    assert kernel["release"].startswith("6.1.")
+    assert kernel["config_hash"]
+    assert kernel["patches"] == ["[PATCH] nvdimm/pmem: log a marker on probe "
+                                 "(nvdimm-harness demo)"]
+    assert DEMO_MARKER in (results / "console.log").read_text()
+    assert all(t["outcome"] == "passed" for t in summary["tests"])
+
+    # The same kernel as a plain --kernel bzImage (everything built in, no --modules).
+    built = nvh("kernel", "build", "--tree", str(kernel_tree), "--patches", str(DEMO_PATCH))
+    assert built.returncode == 0, built.stderr[-2000:]
+    bzimage = next(line.split(": ", 1)[1] for line in built.stdout.splitlines()
+                   if line.startswith("bzImage: "))
+    again = nvh("run", "--kernel", bzimage, "-k", "untouched_mapping",
+                "--results", str(tmp_path / "r2"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
