@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVH    := $(BIN)/nvdimm-harness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-unit test-e2e lint image bench clean
+.PHONY: setup run test test-unit test-e2e test-fast lint image kernel bench clean
 
 setup: $(STAMP)
 
@@ -32,11 +32,21 @@ test-unit: setup
 test-e2e: setup
 	$(BIN)/pytest -v tests/e2e
 
+## Everything but the kernel build (~10 min on 2 cores the first time, cached after).
+test-fast: setup
+	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -v -m "not slow" tests/e2e
+
 lint: setup
 	$(BIN)/ruff check harness tests conftest.py testcases
 
 image: setup
 	$(NVH) image build $(ARGS)
+
+## make kernel TREE=~/linux PATCHES="series.mbox" CONFIG=debug
+kernel: setup
+	$(NVH) kernel build --tree $(TREE) $(foreach p,$(PATCHES),--patches $(p)) \
+		$(foreach c,$(CONFIG),--config $(c)) $(ARGS)
 
 ## Figures for the README: image build, boot-to-SSH, suite time.
 bench: setup
