@@ -191,7 +191,7 @@ def _guest_test_frame(request: pytest.FixtureRequest):
         yield
         return
     g: Guest = request.getfixturevalue("guest")
-    if not g.is_alive():
+    if not g.is_alive() or not g.responds():
         # The previous test crashed or wedged the guest: start a fresh one.
         try:
             g.restart()

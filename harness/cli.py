@@ -310,6 +310,8 @@ def cmd_kernel(args: argparse.Namespace) -> int:
         print(f"  applied: {subject}")
     if built.modules_image:
         print(f"modules disk: {built.modules_image}")
+    if args.out and (Path(args.out) / "modules").is_dir():
+        print(f"modules: {Path(args.out) / 'modules'} (pass as --modules with --kernel)")
     return 0
 
 

@@ -172,6 +172,14 @@ class Guest:
     def is_alive(self) -> bool:
         return self.machine is not None and self.machine.is_running()
 
+    def responds(self, timeout_s: float = 30) -> bool:
+        """QEMU running is not enough: a kernel with processes stuck in D state may not
+        answer. One cheap round trip tells."""
+        try:
+            return self.run("true", timeout_s=timeout_s).status == 0
+        except (OSError, TimeoutError, EOFError):
+            return False
+
     # -- console ---------------------------------------------------------------------------
     def console_text(self) -> str:
         if not self.files:

@@ -185,6 +185,9 @@ def build_kernel(tree: Path, series: list[str], fragments: list[str] | None = No
         for f in (built.bzimage, built.vmlinux, entry / "config", entry / "manifest.json"):
             if f:
                 shutil.copy2(f, out / f.name)
+        if (entry / "modules").is_dir():
+            shutil.copytree(entry / "modules", out / "modules", symlinks=True,
+                            dirs_exist_ok=True)
     return built
 
 
@@ -364,11 +367,10 @@ def _install_modules(src: Path, build: Path, out: Path, release: str,
     """Loadable modules reach the guest on a read-only disk mounted at /lib/modules."""
     if not list(build.rglob("*.ko")):
         return
-    staging = out / "modules-staging"
+    staging = out / "modules"  # an INSTALL_MOD_PATH: modules/lib/modules/<release>/
     _run(["make", "-s", "-C", str(src), f"O={build}", f"INSTALL_MOD_PATH={staging}",
           "modules_install"], step, "modules_install")
     make_modules_image(staging / "lib" / "modules", out / "modules.ext4")
-    shutil.rmtree(staging)
 
 
 def modules_image_for(directory: Path) -> Path:

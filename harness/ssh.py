@@ -128,7 +128,10 @@ class GuestShell:
         wrapped = (f"timeout -k 5 {max(1, int(timeout_s))} sh -c {shlex.quote(command)}")
         start = time.monotonic()
         deadline = start + timeout_s + 15
-        chan = transport.open_session(timeout=10)
+        try:
+            chan = transport.open_session(timeout=10)
+        except paramiko.SSHException as e:
+            raise ConnectionError(f"cannot open an SSH channel to the guest: {e}") from e
         out: list[bytes] = []
         err: list[bytes] = []
         try:

@@ -84,3 +84,20 @@ def test_patched_tree_builds_boots_and_shows_the_marker(kernel_tree, tmp_path):
     again = nvh("run", "--kernel", bzimage, "-k", "untouched_mapping",
                 "--results", str(tmp_path / "r2"))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_modular_kernel_with_modules_passes_odirect(kernel_tree, tmp_path):
+    out = tmp_path / "modular"
+    built = nvh("kernel", "build", "--tree", str(kernel_tree), "--config", "modular",
+                "--out", str(out))
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert list((out / "modules" / "lib" / "modules").glob("*/kernel/drivers/acpi/nfit/nfit.ko*"))
+    # nfit, libnvdimm and nd_pmem are modules in this kernel: the NVDIMM tests can only pass
+    # if the guest loaded them from the --modules disk.
+    run = nvh("run", "--kernel", str(out / "bzImage"), "--modules", str(out / "modules"),
+              "-k", "untouched_mapping", "--results", str(tmp_path / "r"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["kernel"]["source"] == "image"
+    assert summary["tests"] and all(t["outcome"] == "passed" for t in summary["tests"])
