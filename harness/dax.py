@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,33 +35,136 @@ class FsdaxMount:
         return f"{self.mountpoint}/{name}"
 
 
+class NamespaceResetError(RuntimeError):
+    """A test could not put its namespace back; the next test would inherit the mess."""
+
+
 @contextlib.contextmanager
 def devdax(ndctl: Ndctl, align: str = "2M", map: str = "dev",
            dev: str = DEFAULT_NAMESPACE) -> Iterator[Namespace]:
+    _unmount_leftover(ndctl)
     ns = ndctl.reconfigure(dev, "devdax", map=map, align=align)
-    try:
+    with _reset_afterwards(ndctl, dev):
         yield ns
-    finally:
-        reset_namespace(ndctl, dev)
 
 
 @contextlib.contextmanager
 def fsdax_mount(ndctl: Ndctl, fs: str, map: str = "dev",
                 dev: str = DEFAULT_NAMESPACE) -> Iterator[FsdaxMount]:
     guest = ndctl.guest
+    _unmount_leftover(ndctl)
     ns = ndctl.reconfigure(dev, "fsdax", map=map)
-    try:
+    with _reset_afterwards(ndctl, dev):
         guest.succeed(shlex.join([*MKFS[fs], ns.device_path]), timeout_s=300)
         guest.succeed(f"mkdir -p {MOUNTPOINT} && mount -o dax {ns.device_path} {MOUNTPOINT}")
-        # `-o dax` on a device that cannot do DAX silently mounts without it on old kernels.
-        guest.succeed(f"grep -E ' {MOUNTPOINT} .*dax' /proc/mounts")
-        yield FsdaxMount(ns, fs, MOUNTPOINT)
-    finally:
-        guest.run(f"umount {MOUNTPOINT}", timeout_s=120)
-        reset_namespace(ndctl, dev)
+        try:
+            # `-o dax` on a device that cannot do DAX silently mounts without it on old
+            # kernels.
+            guest.succeed(f"grep -E ' {MOUNTPOINT} .*dax' /proc/mounts")
+            yield FsdaxMount(ns, fs, MOUNTPOINT)
+        finally:
+            unmount(ndctl)
 
 
-def reset_namespace(ndctl: Ndctl, dev: str = DEFAULT_NAMESPACE) -> None:
-    """Back to raw mode so the next test starts from the same state; skip if the guest died."""
+def unmount(ndctl: Ndctl, mountpoint: str = MOUNTPOINT) -> None:
+    """umount; if busy, kill what still uses it (a workload left behind), then lazily."""
+    guest = ndctl.guest
     with contextlib.suppress(ConnectionError):
-        ndctl.guest.run(f"ndctl create-namespace -f -e {dev} -m raw", timeout_s=300)
+        if guest.run(f"umount {mountpoint}", timeout_s=120).status == 0:
+            return
+        # No fuser in the image: find processes mapping or holding files under it.
+        guest.run(f"for p in /proc/[0-9]*; do if grep -qs ' {mountpoint}/' $p/maps || "
+                  f"ls -l $p/fd 2>/dev/null | grep -q ' {mountpoint}/'; then "
+                  "kill -KILL ${p#/proc/}; fi; done; sleep 1; "
+                  f"umount {mountpoint} || umount -l {mountpoint}", timeout_s=120)
+
+
+def _unmount_leftover(ndctl: Ndctl) -> None:
+    """A test that died mid-way may have left the mount behind: clear it first."""
+    if ndctl.guest.run(f"mountpoint -q {MOUNTPOINT}", timeout_s=30).status == 0:
+        unmount(ndctl)
+
+
+@contextlib.contextmanager
+def _reset_afterwards(ndctl: Ndctl, dev: str) -> Iterator[None]:
+    """Reset `dev` after the block. A failed reset is an error of this test only when the
+    block itself succeeded (never hide the test's own exception behind it)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            reset_namespace(ndctl, dev)
+        raise
+    reset_namespace(ndctl, dev, check=True)
+
+
+def reset_namespace(ndctl: Ndctl, dev: str = DEFAULT_NAMESPACE, check: bool = False) -> None:
+    """Back to raw mode so the next test starts from the same state; skip if the guest died.
+
+    With check, a reset that fails twice raises NamespaceResetError with ndctl's output.
+    """
+    command = f"ndctl create-namespace -f -e {dev} -m raw"
+    with contextlib.suppress(ConnectionError):
+        result = ndctl.guest.run(command, timeout_s=300)
+        if result.status != 0:
+            time.sleep(1)  # e.g. udev still holding the device node of the old mode
+            result = ndctl.guest.run(command, timeout_s=300)
+        if result.status != 0 and check:
+            raise NamespaceResetError(f"could not reset {dev} to raw:\n{result.describe()}")
+
+
+# The page-cache control: a file on the guest's root ext4 (/tmp is tmpfs, whose shmem pages
+# are another kind of memory).
+PAGECACHE_DIR = "/var/tmp/nvh-odirect"
+
+
+@dataclass(frozen=True)
+class BufferMode:
+    """A matrix mode: how nvh-odirect's --buffer is provided.
+
+    name: fsdax-ext4-mem, devdax-2M-dev, anon, pagecache, ...
+    """
+
+    name: str
+    kind: str                 # fsdax | devdax | anon | pagecache
+    fs: str | None = None     # fsdax: ext4 | xfs
+    align: str | None = None  # devdax: 2M | 4K
+    map: str | None = None    # mem | dev (where the struct pages live)
+
+    @property
+    def file_backed(self) -> bool:
+        return self.kind in ("fsdax", "pagecache")
+
+
+def buffer_modes() -> list[BufferMode]:
+    modes = [BufferMode(f"fsdax-{fs}-{m}", "fsdax", fs=fs, map=m)
+             for fs in ("ext4", "xfs") for m in ("mem", "dev")]
+    modes += [BufferMode(f"devdax-{a}-{m}", "devdax", align=a, map=m)
+              for a in ("2M", "4K") for m in ("mem", "dev")]
+    return [*modes, BufferMode("anon", "anon"), BufferMode("pagecache", "pagecache")]
+
+
+@contextlib.contextmanager
+def buffer_in_mode(ndctl: Ndctl, mode: BufferMode) -> Iterator[str]:
+    """A clean namespace (or file) in `mode` for one test; yields nvh-odirect's --buffer.
+
+    Namespaces are reconfigured from whatever state they are in and reset to raw
+    afterwards; the page-cache file is removed.
+    """
+    if mode.kind == "fsdax":
+        with fsdax_mount(ndctl, mode.fs, map=mode.map) as mount:
+            yield f"file:{mount.path('buffer')}"
+    elif mode.kind == "devdax":
+        with devdax(ndctl, align=mode.align, map=mode.map) as ns:
+            yield f"devdax:{ns.device_path}"
+    elif mode.kind == "pagecache":
+        guest = ndctl.guest
+        guest.succeed(f"rm -rf {PAGECACHE_DIR} && mkdir -p {PAGECACHE_DIR} && "
+                      f"stat -f -c %T {PAGECACHE_DIR} | grep -qx ext2/ext3")
+        try:
+            yield f"file:{PAGECACHE_DIR}/buffer"
+        finally:
+            with contextlib.suppress(ConnectionError):
+                guest.run(f"rm -rf {PAGECACHE_DIR}", timeout_s=60)
+    else:
+        yield "anon"

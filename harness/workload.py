@@ -2,16 +2,22 @@
 
 The workloads (guest-images/workloads/) only observe and print JSON; whether an observation
 is right is decided here, against an expectation from a table in testcases/ that names its
-kernel source. Pure functions, so a corrupted byte, a wrong errno or a missing event are
-shown to be caught by unit tests without a guest.
+kernel source. The judging functions are pure, so a corrupted byte, a wrong errno or a
+missing event are shown to be caught by unit tests without a guest; run_odirect() is the one
+that talks to the guest.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .ssh import CommandResult
 
 
 @dataclass(frozen=True)
@@ -121,3 +127,184 @@ def describe_observation(observed: dict[str, Any]) -> str:
     if observed.get("error"):
         parts.append(f"error: {observed['error']}")
     return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Running nvh-odirect in the guest, and judging what check_odirect() does not cover.
+
+class Runner(Protocol):
+    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
+
+
+# Kernel functions where truncate / punch-hole wait for DAX pages held by in-flight I/O
+# (fs/dax.c dax_layout_busy_page_range() callers, v4.19+).
+LAYOUT_BREAK_WAITS = ("ext4_break_layouts", "xfs_break_dax_layouts", "fuse_dax_break_layouts",
+                      "dax_break_layout")
+
+
+def run_odirect(guest: Runner, command: str, timeout_s: float = 300,
+                stall_after_s: float | None = None, nudge_wait_s: float = 30,
+                poll_s: float = 0.5) -> dict[str, Any]:
+    """Run an nvh-odirect command in the guest and return its JSON observation.
+
+    Exit 0 and 1 both carry the JSON (1: a step could not run); anything else raises
+    WorkloadOutputError with the whole command result.
+
+    With `stall_after_s`, the program runs in the background and is watched: if it has not
+    finished after that many seconds, the kernel stacks of its threads are recorded, it is
+    sent SIGSTOP+SIGCONT (which makes a thread sleeping interruptibly in the kernel re-check
+    its wait condition), and given `nudge_wait_s` more before SIGKILL. What happened is
+    added to the observation as "watchdog" (see check_stall()).
+    """
+    if stall_after_s is None:
+        result = guest.run(command, timeout_s)
+        return _parse_result(result, command)
+    return _run_watched(guest, command, timeout_s, stall_after_s, nudge_wait_s, poll_s)
+
+
+def _parse_result(result: CommandResult, command: str) -> dict[str, Any]:
+    if result.status not in (0, 1):
+        raise WorkloadOutputError(f"{command}: exit status {result.status} "
+                                  f"(0 or 1 expected)\n{result.describe()}")
+    return parse_output(result.stdout, command)
+
+
+_STACKS = ('for t in /proc/$pid/task/*; do '
+           'echo "== thread ${t##*/} $(cat $t/comm) state $(cut -d" " -f3 $t/stat)'
+           ' wchan $(cat $t/wchan)"; cat $t/stack; done 2>/dev/null')
+
+
+def _run_watched(guest: Runner, command: str, timeout_s: float, stall_after_s: float,
+                 nudge_wait_s: float, poll_s: float) -> dict[str, Any]:
+    # setsid + redirections: the program outlives this SSH command and its `timeout`.
+    inner = f"{command} >$0/out 2>$0/err & echo $! >$0/pid; wait $!; echo $? >$0/rc"
+    start = guest.run("d=$(mktemp -d /tmp/nvh-odirect.XXXXXX) || exit 1; "
+                      f'setsid sh -c {shlex.quote(inner)} "$d" </dev/null >/dev/null 2>&1 & '
+                      'sleep 0.2; echo "$d"', timeout_s=60)
+    if start.status != 0 or not start.stdout.strip():
+        raise WorkloadOutputError(f"could not start the workload\n{start.describe()}")
+    d = start.stdout.strip().splitlines()[-1]
+    began = time.monotonic()
+    watchdog: dict[str, Any] = {"stalled": False, "stall_after_s": stall_after_s}
+
+    def finished() -> bool:
+        return guest.run(f"test -e {d}/rc", timeout_s=30).status == 0
+
+    def wait(limit_s: float) -> bool:
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            if finished():
+                return True
+            time.sleep(poll_s)
+        return finished()
+
+    def stacks() -> str:
+        return guest.run(f"pid=$(cat {d}/pid); {_STACKS}", timeout_s=30).stdout
+
+    try:
+        if not wait(min(stall_after_s, timeout_s)):
+            dump = stacks()
+            watchdog.update(stalled=True, stacks=dump, stalled_in=stalled_functions(dump),
+                            nudge="SIGSTOP+SIGCONT")
+            nudged = time.monotonic()
+            guest.run(f"pid=$(cat {d}/pid); kill -STOP $pid; sleep 0.2; kill -CONT $pid",
+                      timeout_s=30)
+            recovered = wait(min(nudge_wait_s, max(1.0, timeout_s - (nudged - began))))
+            watchdog["recovered"] = recovered
+            watchdog["recovered_after_s"] = round(time.monotonic() - nudged, 1) \
+                if recovered else None
+            if not recovered:
+                watchdog["stacks_after_nudge"] = stacks()
+                guest.run(f"kill -KILL $(cat {d}/pid)", timeout_s=30)
+                wait(min(10.0, nudge_wait_s))
+        result = guest.run(f"cat {d}/out; cat {d}/err >&2; exit $(cat {d}/rc 2>/dev/null "
+                           "|| echo 137)", timeout_s=60)
+    finally:
+        guest.run(f"test -e {d}/rc || kill -KILL $(cat {d}/pid) 2>/dev/null; rm -rf {d}",
+                  timeout_s=30)
+    watchdog["elapsed_s"] = round(time.monotonic() - began, 1)
+    if watchdog["stalled"] and not watchdog["recovered"]:
+        # Killed: there is no JSON; report the hang itself as the observation.
+        return {"tool": "nvh-odirect", "completed": False, "watchdog": watchdog,
+                "error": "hung: still running after SIGSTOP+SIGCONT, killed"
+                         f" (threads waiting in {', '.join(watchdog['stalled_in']) or '?'})",
+                "transfer": None, "compare": None}
+    observed = _parse_result(result, command)
+    observed["watchdog"] = watchdog
+    return observed
+
+
+_FRAME_RE = re.compile(r"^\[<[0-9a-f]+>\] ([A-Za-z0-9_.]+)\+0x", re.MULTILINE)
+_WCHAN_RE = re.compile(r" wchan (\S+)")
+
+
+def stalled_functions(stacks: str) -> list[str]:
+    """The innermost kernel function of every thread in a /proc/PID/task/*/stack dump
+    (futex waits of idle threads excluded), e.g. ["ext4_break_layouts"]."""
+    out: list[str] = []
+    for block in stacks.split("== thread ")[1:]:
+        frames = _FRAME_RE.findall(block)
+        name = frames[0] if frames else (_WCHAN_RE.findall(block) or ["?"])[0]
+        if name.startswith("futex_") or name in ("0", "?"):
+            continue
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def check_stall(observed: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]:
+    """The watchdog of run_odirect(): a workload that needed a nudge, or never finished.
+
+    expect mutator_stall: "forbidden" (default) or "tolerated"; tolerated covers only a stall
+    whose threads all wait in a truncate/punch-hole layout break (LAYOUT_BREAK_WAITS) and
+    that a SIGSTOP+SIGCONT resolved.
+    """
+    wd = observed.get("watchdog") or {}
+    if not wd.get("stalled"):
+        return []
+    where = ", ".join(wd.get("stalled_in") or []) or "unknown kernel functions"
+    after = wd.get("stall_after_s")
+    if not wd.get("recovered"):
+        return [Mismatch("workload", "finishes", f"hung in {where}: still running after "
+                         f"{after}s and a SIGSTOP+SIGCONT nudge, killed")]
+    layout_only = bool(wd.get("stalled_in")) and all(
+        any(w in f for w in LAYOUT_BREAK_WAITS) for f in wd["stalled_in"])
+    if expect.get("mutator_stall", "forbidden") == "tolerated" and layout_only:
+        return []
+    return [Mismatch("truncate/punch-hole vs in-flight O_DIRECT",
+                     "the mutator proceeds once the I/O released the pages",
+                     f"stalled in {where} for more than {after}s until SIGSTOP+SIGCONT "
+                     f"(then finished in {wd.get('recovered_after_s')}s)")]
+
+
+def describe_details(observed: dict[str, Any]) -> str:
+    """What describe_observation() leaves out: fork child, collision counts, the watchdog."""
+    parts = []
+    child = observed.get("child")
+    if child:
+        parts.append(f"child saw parent data {str(bool(child.get('saw_parent_data'))).lower()}"
+                     f", child transfer ret {child.get('ret')}")
+    fc = observed.get("file_compare")
+    if fc:
+        off = fc.get("mismatch_offset", -1)
+        parts.append("fd view byte-exact" if off == -1 else f"fd view differs at {off}")
+    coll = observed.get("collision")
+    if coll:
+        r, m = coll.get("reader") or {}, coll.get("mutator") or {}
+        errors = ", ".join(f"{k} {v}" for k, v in (r.get("errors") or {}).items())
+        parts.append(f"reader {r.get('iterations')} reads ({r.get('ok')} full"
+                     f"{', ' + errors if errors else ''}), SIGBUS {r.get('sigbus')}; "
+                     f"mutator {m.get('iterations')} punch/truncate rounds")
+    wd = observed.get("watchdog") or {}
+    if wd.get("stalled"):
+        where = ", ".join(wd.get("stalled_in") or []) or "?"
+        if wd.get("recovered"):
+            parts.append(f"stalled in {where} > {wd.get('stall_after_s')}s, finished "
+                         f"{wd.get('recovered_after_s')}s after SIGSTOP+SIGCONT")
+        else:
+            parts.append(f"hung in {where}, killed")
+    return "; ".join(parts)
+
+
+def format_mismatches(mismatches: list[Mismatch]) -> str:
+    return "\n".join(str(m) for m in mismatches)

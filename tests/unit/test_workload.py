@@ -2,7 +2,19 @@
 
 import copy
 
-from harness.workload import check_odirect, describe_observation
+import pytest
+
+from harness.ssh import CommandResult
+from harness.workload import (
+    WorkloadOutputError,
+    check_odirect,
+    check_stall,
+    describe_details,
+    describe_observation,
+    format_mismatches,
+    run_odirect,
+    stalled_functions,
+)
 
 GOOD = {
     "case": "read-untouched", "buffer_kind": "file", "size": 4096, "completed": True,
@@ -76,3 +88,144 @@ def test_fork_child_that_did_not_see_the_data():
 
 def test_describe_observation():
     assert describe_observation(GOOD) == "read-untouched on file, ret 4096, byte-exact"
+
+
+# -- the debug hook of nvh-odirect (NVH_ODIRECT_CORRUPT=1): a corrupted byte at size/2 -----
+
+def test_a_byte_corrupted_by_the_debug_hook_is_reported_at_half_the_size():
+    obs = variant(debug_corrupt=True, compare__mismatch_offset=2048,
+                  compare__mismatch_count=1, compare__actual_crc32="0xdeadbeef")
+    assert [str(m) for m in check_odirect(obs, EXACT)] == [
+        "compare: expected 4096 bytes identical to pattern_b, observed 1 bytes differ, "
+        "first at offset 2048 (crc 0xdeadbeef vs 0x1)"]
+
+
+def test_a_corrupted_fd_view_is_reported():
+    obs = variant(file_compare={"expected": "pattern_b", "bytes": 4096, "mismatch_offset": 512,
+                                "mismatch_count": 3, "expected_crc32": "0x1",
+                                "actual_crc32": "0x9"})
+    [m] = check_odirect(obs, {**EXACT, "file_compare": "exact"})
+    assert m.what == "file_compare" and "first at offset 512" in m.observed
+
+
+def test_a_sigbus_in_the_collision_reader_is_reported():
+    obs = variant(collision={"reader": {"iterations": 10, "ok": 9, "sigbus": 1}})
+    [m] = check_odirect(obs, {"reader_sigbus": 0})
+    assert str(m) == "SIGBUS in the O_DIRECT reader: expected 0, observed 1"
+
+
+# -- the stall watchdog --------------------------------------------------------------------
+
+STACKS = """== thread 288 nvh-odirect state S wchan futex_wait_queue
+[<0>] futex_wait_queue+0x60/0x90
+[<0>] futex_wait+0x185/0x270
+== thread 290 nvh-odirect state S wchan ext4_break_layouts
+[<0>] ext4_break_layouts+0x8f/0x120 [ext4]
+[<0>] ext4_punch_hole+0x135/0x560 [ext4]
+"""
+
+
+def stalled(stacks=STACKS, recovered=True):
+    return variant(watchdog={"stalled": True, "stall_after_s": 15, "stacks": stacks,
+                             "stalled_in": stalled_functions(stacks), "recovered": recovered,
+                             "recovered_after_s": 0.6 if recovered else None})
+
+
+def test_stalled_functions_names_the_kernel_waits():
+    assert stalled_functions(STACKS) == ["ext4_break_layouts"]
+    assert stalled_functions("== thread 1 x state D wchan io_schedule\n") == ["io_schedule"]
+
+
+def test_no_stall_is_fine_whatever_the_expectation():
+    assert check_stall(GOOD, {}) == []
+    assert check_stall(variant(watchdog={"stalled": False}), {"mutator_stall": "forbidden"}) \
+        == []
+
+
+def test_a_layout_break_stall_fails_unless_the_table_tolerates_it():
+    [m] = check_stall(stalled(), {"mutator_stall": "forbidden"})
+    assert m.observed == ("stalled in ext4_break_layouts for more than 15s until "
+                          "SIGSTOP+SIGCONT (then finished in 0.6s)")
+    assert check_stall(stalled(), {"mutator_stall": "tolerated"}) == []
+
+
+def test_tolerance_covers_only_layout_breaks_and_only_when_the_nudge_worked():
+    other = STACKS.replace("ext4_break_layouts", "io_schedule")
+    assert check_stall(stalled(other), {"mutator_stall": "tolerated"})
+    [m] = check_stall(stalled(recovered=False), {"mutator_stall": "tolerated"})
+    assert m.observed.startswith("hung in ext4_break_layouts: still running after 15s")
+
+
+def test_describe_details():
+    obs = stalled()
+    obs["collision"] = {"reader": {"iterations": 270, "ok": 260, "sigbus": 0,
+                                   "errors": {"EFAULT": 10}},
+                        "mutator": {"iterations": 1}}
+    assert describe_details(obs) == (
+        "reader 270 reads (260 full, EFAULT 10), SIGBUS 0; mutator 1 punch/truncate rounds; "
+        "stalled in ext4_break_layouts > 15s, finished 0.6s after SIGSTOP+SIGCONT")
+
+
+def test_format_mismatches_one_per_line():
+    obs = variant(transfer__ret=-1, transfer__errno_name="EIO", compare__mismatch_offset=1)
+    text = format_mismatches(check_odirect(obs, EXACT))
+    assert text.splitlines()[0].startswith("O_DIRECT transfer: expected ret 4096")
+    assert text.splitlines()[1].startswith("compare: expected 4096 bytes")
+
+
+# -- run_odirect against a scripted guest --------------------------------------------------
+
+class ScriptedGuest:
+    """Answers the commands run_odirect() sends; `finish_after` polls until rc exists."""
+
+    def __init__(self, stdout, status=0, finish_after=0, finish_on_nudge=False):
+        self.stdout, self.status = stdout, status
+        self.polls_left = finish_after
+        self.finish_on_nudge = finish_on_nudge
+        self.commands = []
+
+    def run(self, command, timeout_s=120):
+        self.commands.append(command)
+        out, status = "", 0
+        if command.startswith("nvh-odirect"):
+            out, status = self.stdout, self.status
+        elif command.startswith("d=$(mktemp"):
+            out = "/tmp/nvh-odirect.abc\n"
+        elif command.startswith("test -e /tmp/nvh-odirect.abc/rc"):
+            if self.polls_left > 0:
+                self.polls_left -= 1
+                status = 1
+        elif "kill -STOP" in command and self.finish_on_nudge:
+            self.polls_left = 0
+        elif command.startswith("pid=$(cat"):
+            out = STACKS
+        elif command.startswith("cat /tmp/nvh-odirect.abc/out"):
+            out, status = self.stdout, self.status
+        return CommandResult(command, status, out, "", 0.01)
+
+
+def test_run_odirect_accepts_exit_1_with_json_and_refuses_usage_errors():
+    assert run_odirect(ScriptedGuest('{"completed": false}', status=1),
+                       "nvh-odirect --case x") == {"completed": False}
+    with pytest.raises(WorkloadOutputError, match="exit status 2"):
+        run_odirect(ScriptedGuest("", status=2), "nvh-odirect --case x")
+
+
+def test_run_odirect_watchdog_nudges_a_stalled_workload():
+    guest = ScriptedGuest('{"completed": true}', finish_after=10_000, finish_on_nudge=True)
+    observed = run_odirect(guest, "nvh-odirect --case collision", stall_after_s=0.05,
+                           poll_s=0.01)
+    wd = observed["watchdog"]
+    assert wd["stalled"] and wd["recovered"] and wd["stalled_in"] == ["ext4_break_layouts"]
+    assert any("kill -STOP" in c for c in guest.commands)
+    assert guest.commands[-1].endswith("rm -rf /tmp/nvh-odirect.abc")
+
+
+def test_run_odirect_watchdog_kills_what_a_nudge_does_not_free():
+    guest = ScriptedGuest('{"completed": true}', finish_after=10_000)
+    observed = run_odirect(guest, "nvh-odirect --case collision", stall_after_s=0.05,
+                           nudge_wait_s=0.05, poll_s=0.01)
+    assert observed["completed"] is False and not observed["watchdog"]["recovered"]
+    assert "killed" in observed["error"]
+    assert any(c.startswith("kill -KILL") for c in guest.commands)
+    assert check_stall(observed, {"mutator_stall": "tolerated"})
