@@ -62,6 +62,18 @@ def test_patch_that_does_not_apply_names_patch_and_file(kernel_tree, tmp_path):
     assert "drivers/nvdimm/pmem.c" in proc.stderr
 
 
+def test_build_error_is_exit_3_with_the_compiler_error(kernel_tree, tmp_path):
+    broken = tmp_path / "0001-break-the-build.patch"
+    broken.write_text(DEMO_PATCH.read_text().replace(
+        'dev_info(dev, "nvdimm-harness-demo: pmem probe\\n");',
+        '#error "nvdimm-harness deliberate build failure"'))
+    proc = nvh("kernel", "build", "--tree", str(kernel_tree), "--patches", str(broken))
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "kernel build failed" in proc.stderr
+    assert "nvdimm-harness deliberate build failure" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_patched_tree_builds_boots_and_shows_the_marker(kernel_tree, tmp_path):
     results = tmp_path / "r"
