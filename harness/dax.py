@@ -4,6 +4,14 @@ Filesystem geometry matters: PMD (2 MiB) DAX faults need 2 MiB-aligned extents. 
 Debian 6.1: `mkfs.ext4 -b 4096` alone gave 32/32 dax_pmd_fault_done FALLBACK, adding
 `-E stride=512,stripe_width=512` gave 32/32 NOPAGE; xfs needs a 2 MiB stripe unit
 (ndctl's test/dax.sh uses `-d su=2m,sw=1`), and reflink off because DAX excludes it on 6.1.
+Verified for the O_DIRECT suite: `-d su=2m,sw=1` gives 32/32 NOPAGE for a 64 MiB fallocated
+file (plain `mkfs.xfs -m reflink=0` gave FALLBACK + PTE faults).
+
+buffer_modes() / buffer_in_mode() name the buffer kinds of the O_DIRECT matrix (fsdax on
+ext4/xfs, devdax 2M/4K, each map=mem or map=dev; anon and page-cache controls) and provide
+one, clean, for a test. Teardown survives what a failed test leaves behind: a busy mount
+(processes still using it are killed, then a lazy umount) and a namespace that does not
+reset on the first try.
 """
 
 from __future__ import annotations
