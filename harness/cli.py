@@ -101,8 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so `with` blocks stop their guests."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     handler = {
         "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
         "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "report": cmd_report,
@@ -116,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             print("\n".join(rest), file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("nvdimm-harness: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
+        return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
     except OSError as e:
         # A missing tool or a full disk is an infrastructure failure, said in one line.
         print(f"nvdimm-harness: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "),
@@ -241,9 +250,9 @@ def cmd_boot(args: argparse.Namespace) -> int:
             try:
                 while guest.is_alive():
                     time.sleep(1)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 print("\nstopping the guest")
-                return EXIT_SIGINT
+                return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
     print("the guest exited", file=sys.stderr)
     return EXIT_INFRA
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -161,9 +162,16 @@ class Guest:
             self.machine.shutdown()
             self.machine = None
         if self.files:
-            self._save_console()
-            shutil.rmtree(self.files.workdir, ignore_errors=True)
-            self.files = None
+            # A second Ctrl-C must not cut the teardown short and leave gigabytes of
+            # NVDIMM backing files in /tmp: hold SIGINT/SIGTERM until it is done.
+            held = {signal.SIGINT, signal.SIGTERM}
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            try:
+                self._save_console()
+                shutil.rmtree(self.files.workdir, ignore_errors=True)
+                self.files = None
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def restart(self) -> None:
         self.stop()

@@ -78,3 +78,19 @@ def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu):
     summary = json.loads((results / "summary.json").read_text())
     assert "interrupted" in summary["infra_error"]
     assert (results / "console.log").stat().st_size > 0  # partial results are kept
+
+
+def test_sigterm_to_boot_stops_the_guest_and_cleans_up(no_new_qemu):
+    before = set(Path("/tmp").glob("nvh-guest-*"))
+    proc = subprocess.Popen([*NVH, "boot", "--accel", "tcg"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # wait until the guest is up and the ssh line is printed
+        lines.append(line)
+        if line.startswith("guest up"):
+            break
+    assert any(line.startswith("guest up") for line in lines), "".join(lines)[-2000:]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out[-2000:]
+    assert set(Path("/tmp").glob("nvh-guest-*")) == before, "the guest's workdir was left"
