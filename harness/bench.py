@@ -57,6 +57,33 @@ def bench_boot(boots: int, accel: str | None) -> dict[str, float]:
             "boots": float(boots), "accel": config.accel.accel}  # type: ignore[dict-item]
 
 
+def bench_odirect(accel: str | None, runs: int = 5, size: int = 64 << 20) -> dict[str, float]:
+    """O_DIRECT throughput with the buffer in each mode: MiB/s of the key syscall alone
+    (the workload times it), median of `runs`, in one guest. Figures, not pass/fail; under
+    TCG they measure the emulator as much as the kernel."""
+    from . import dax
+    from .ndctl import Ndctl
+    from .qemu import SCRATCH_DISK_IN_GUEST
+    from .workload import odirect_command, run_odirect
+
+    figures: dict[str, float] = {}
+    with Guest(prepare(GuestOptions(accel=accel))) as guest:
+        ndctl = Ndctl(guest)
+        for mode in dax.buffer_modes():
+            with dax.buffer_in_mode(ndctl, mode) as buffer:
+                for case, label in (("read-untouched", "read"), ("write-prefaulted", "write")):
+                    rates = []
+                    for _ in range(runs):
+                        obs = run_odirect(guest, odirect_command(buffer, SCRATCH_DISK_IN_GUEST,
+                                                                 case, size))
+                        ns = obs.get("transfer_ns")
+                        if ns and (obs.get("transfer") or {}).get("ret") == size:
+                            rates.append(size / (1 << 20) / (ns / 1e9))
+                    if rates:
+                        figures[f"odirect_{label}_MiBps[{mode.name}]"] = statistics.median(rates)
+    return figures
+
+
 def bench_scan() -> dict[str, float]:
     """Kernel-log scanner throughput over the test corpus (it runs on every test's slice)."""
     from .kmsg import scan_kernel_log
@@ -83,15 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boots", type=int, default=5)
     p.add_argument("--accel", default=None)
     p.add_argument("--skip-run", action="store_true")
+    p.add_argument("--skip-odirect", action="store_true")
     args = p.parse_args(argv)
     figures: dict[str, float] = bench_scan()
     figures.update(bench_image(args.cold))
     figures.update(bench_boot(args.boots, args.accel))
+    if not args.skip_odirect:
+        figures.update(bench_odirect(args.accel))
     if not args.skip_run:
         figures.update(bench_run(["--accel", args.accel] if args.accel else []))
     print("\nnvdimm-harness bench")
     for key, value in figures.items():
-        print(f"  {key:24} {value:.1f}" if isinstance(value, float) else f"  {key:24} {value}")
+        print(f"  {key:40} {value:.1f}" if isinstance(value, float) else f"  {key:40} {value}")
     return 0
 
 
