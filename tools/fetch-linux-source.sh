@@ -5,19 +5,9 @@ set -eu
 CACHE="${NVH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nvdimm-harness}"
 TREE="$CACHE/linux-source-6.1"
 if [ ! -f "$TREE/Makefile" ]; then
-	PKGS="linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio kmod xz-utils gcc make patch git"
-	missing=""
-	for p in $PKGS; do
-		dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-			missing="$missing $p"
-	done
-	if [ -n "$missing" ]; then
-		echo "nvdimm-harness: installing:$missing" >&2
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -q >&2
-		# shellcheck disable=SC2086
-		apt-get install -y -q --no-install-recommends $missing >&2
-	fi
+	# stdout carries only the tree's path: the installer's chatter goes to stderr.
+	"$(dirname "$0")/install-host-deps.sh" linux-source-6.1 bc bison flex libelf-dev \
+		libssl-dev cpio kmod xz-utils gcc make patch git >&2
 	mkdir -p "$CACHE"
 	rm -rf "$TREE.tmp" && mkdir "$TREE.tmp"
 	tar -C "$TREE.tmp" -xf /usr/src/linux-source-6.1.tar.xz

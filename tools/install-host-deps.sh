@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the host packages nvdimm-harness needs, if missing (Debian/Ubuntu, apt).
 # Idempotent and quiet when everything is there; used by `make setup` and .ci/run.
+# With arguments, installs those packages instead (tools/fetch-linux-source.sh).
 set -eu
-PKGS="qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client python3-venv"
+PKGS="${*:-qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client python3-venv}"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
