@@ -270,7 +270,7 @@ class RunRecorder:
             return report
         record = self.records.get(item.nodeid)
         message = _message(report, frame)
-        if record is None or record.outcome in ("passed",):
+        if record is None or record.outcome == "passed":
             art = self.artifacts_for(item)
             if report.failed and report.longreprtext:
                 art.attach("failure.txt", report.longreprtext)

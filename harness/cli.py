@@ -266,7 +266,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 def cmd_qemu_cmd(args: argparse.Namespace) -> int:
     from .accel import cached_verdict
-    from .guest import GuestConfig, GuestImage
+    from .guest import GuestConfig
+    from .image import image_at
     from .qemu import GuestFiles, build_argv, free_loopback_port
 
     options = _options(args)
@@ -274,10 +275,7 @@ def cmd_qemu_cmd(args: argparse.Namespace) -> int:
     recipe = load_recipe(options.recipe)
     entry = image_dir(recipe)
     # Boots nothing: show the image paths whether or not the image is built yet.
-    image = GuestImage(directory=entry, rootfs=entry / "rootfs.ext4", kernel=entry / "vmlinuz",
-                       initrd=entry / "initrd.img", ssh_key=entry / "id_ed25519",
-                       pvh_kernel=entry / "vmlinux" if (entry / "vmlinux").exists() else None,
-                       host_public_key="", kernel_release="?", manifest={"recipe": recipe.name})
+    image = image_at(entry, {"recipe": recipe.name})
     kernel = kernel_choice(options, image)
     requested = options.accel or profile.accel
     if requested == "auto":

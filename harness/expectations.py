@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .yamlfile import YamlFileError, read_yaml
 
 
 class ExpectationError(ValueError):
@@ -314,16 +314,9 @@ def _parse_row(number: int, raw: Any, sources: dict[str, str]) -> Row:
 def load(path: str | Path) -> ExpectationTable:
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ExpectationError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ExpectationError(f"{path}:{where}: not valid YAML: {problem}") from None
+        data = read_yaml(path)
+    except YamlFileError as e:
+        raise ExpectationError(str(e)) from None
     return parse_table(data, str(path))
 
 

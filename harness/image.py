@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import cache, progress, vmlinux
 from .errors import InfraError, UsageError
 from .sizes import MiB, align_up, parse_size
+from .yamlfile import YamlFileError, read_yaml
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "guest-images"
 DEFAULT_RECIPE = "debian-bookworm"
@@ -84,9 +83,9 @@ def resolve_recipe_path(name_or_path: str | None) -> Path:
 def load_recipe(name_or_path: str | None = None) -> Recipe:
     path = resolve_recipe_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path}: not valid YAML: {e}") from None
+        data = read_yaml(path)
+    except YamlFileError as e:
+        raise UsageError(str(e)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: must be a mapping")
 
@@ -144,7 +143,12 @@ def ensure_image(recipe: Recipe, force: bool = False) -> GuestImage:
 
 
 def _open_image(entry: Path) -> GuestImage:
-    manifest = json.loads((entry / "manifest.json").read_text())
+    return image_at(entry, json.loads((entry / "manifest.json").read_text()))
+
+
+def image_at(entry: Path, manifest: dict[str, Any]) -> GuestImage:
+    """The layout of a cache entry; `qemu-cmd` uses it for an image not built yet."""
+    host_key = entry / "ssh_host_ed25519_key.pub"
     return GuestImage(
         directory=entry,
         rootfs=entry / "rootfs.ext4",
@@ -152,8 +156,8 @@ def _open_image(entry: Path) -> GuestImage:
         initrd=entry / "initrd.img",
         pvh_kernel=entry / "vmlinux" if (entry / "vmlinux").is_file() else None,
         ssh_key=entry / "id_ed25519",
-        host_public_key=(entry / "ssh_host_ed25519_key.pub").read_text().strip(),
-        kernel_release=manifest["kernel_release"],
+        host_public_key=host_key.read_text().strip() if host_key.is_file() else "",
+        kernel_release=manifest.get("kernel_release", "?"),
         manifest=manifest,
     )
 

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import UsageError
 from .sizes import GiB, KiB, MiB, align_down, align_up, format_size, parse_size
+from .yamlfile import YamlFileError, read_yaml
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "testcases" / "profiles"
 DEFAULT_PROFILE = "default"
@@ -294,15 +293,10 @@ def load_profile(name_or_path: str | None = None, check_host: bool = True) -> Ma
     path = resolve_profile_path(name_or_path)
     source = str(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise UsageError(f"{source}: cannot read: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(top level)"
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ProfileError(source, where, f"not valid YAML: {problem}") from None
+        data = read_yaml(path)
+    except YamlFileError as e:
+        if e.where is None:
+            raise UsageError(str(e)) from None
+        raise ProfileError(source, e.where, e.problem) from None
     avail = host_mem_available() if check_host else None
     return parse_profile(data, source, path.stem, avail)
