@@ -176,18 +176,12 @@ def _check_host_tools() -> None:
 
 
 def _run(cmd: list[str], step: progress.Step, what: str) -> None:
-    """Run a build command, streaming its output as rate-limited progress; keep the tail."""
-    tail: list[str] = []
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = [*tail[-19:], line]
-            if line.startswith(("I: ", "E: ", "W: ")):
-                step.note(line, every_s=0 if line.startswith("E") else 5)
-        rc = proc.wait()
+    """Run a build command; mmdebstrap's I:/W:/E: lines are the progress worth showing."""
+    def show(line: str) -> None:
+        if line.startswith(("I: ", "E: ", "W: ")):
+            step.note(line, every_s=0 if line.startswith("E") else 5)
+
+    rc, tail = progress.run_streaming(cmd, show)
     if rc != 0:
         detail = "\n".join(tail[-10:])
         raise InfraError(f"{what} failed (exit {rc}); last output:\n{detail}")

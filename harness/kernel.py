@@ -204,18 +204,15 @@ def _open(entry: Path) -> BuiltKernel:
 
 def _run(cmd: list[str], step: progress.Step, what: str, cwd: Path | None = None,
          tail_lines: int = 30) -> str:
-    tail: list[str] = []
     count = 0
-    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace") as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = [*tail[-(tail_lines - 1):], line]
-            if re.match(r"\s+(CC|LD|AR|AS)\b", line):
-                count += 1
-                step.note(f"{count} objects built, now {line.split()[-1]}", every_s=15)
-        rc = proc.wait()
+
+    def show(line: str) -> None:
+        nonlocal count
+        if re.match(r"\s+(CC|LD|AR|AS)\b", line):
+            count += 1
+            step.note(f"{count} objects built, now {line.split()[-1]}", every_s=15)
+
+    rc, tail = progress.run_streaming(cmd, show, str(cwd) if cwd else None, tail_lines)
     if rc != 0:
         raise _BuildFailed(what, rc, tail)
     return "\n".join(tail)

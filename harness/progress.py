@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,21 @@ def step(title: str) -> Iterator[Step]:
         say(f"{title}: failed after {s.elapsed():.1f}s")
         raise
     say(f"{title}: done in {s.elapsed():.1f}s")
+
+
+def run_streaming(cmd: list[str], on_line: Callable[[str], None], cwd: str | None = None,
+                  tail_lines: int = 30) -> tuple[int, list[str]]:
+    """Run a long command (bootstrap, kernel build), feeding each output line to `on_line`
+    for progress; return its status and the last lines, for the error message."""
+    tail: list[str] = []
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, errors="replace") as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            tail = [*tail[-(tail_lines - 1):], line]
+            on_line(line)
+        return proc.wait(), tail
 
 
 class Step:
