@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, progress
+from harness import kmsg, known_failures, progress
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
+from harness.pinning import pin_leak_message, vmstat_pins
 from harness.prepare import GuestOptions, prepare
 from harness.qemu import qemu_version
 from harness.results import RunSummary, TestRecord, new_run_id, result_dir_name, write_reports
@@ -28,6 +29,7 @@ from harness.ssh import GuestCommandTimeout
 
 ROOT = Path(__file__).resolve().parent
 TESTCASES = ROOT / "testcases"
+KNOWN_FAILURES = TESTCASES / "known_failures.yaml"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     progress.set_writer(progress_around_capture)
     config.addinivalue_line("markers", "expect_kernel(*titles): kernel findings this test "
                                        "provokes on purpose (shown, but not a failure)")
+    config.addinivalue_line("markers", "pin_accounting: the FOLL_PIN counters of /proc/vmstat "
+                                       "must be balanced after the test")
     config.pluginmanager.register(RunRecorder(config), "nvh-run-recorder")
 
 
@@ -114,18 +118,30 @@ class TestFrame:
         self.expected_findings: list[kmsg.Finding] = []
         self.crashed = ""
         self.timed_out = False
+        self.taint_before: int | None = None
+        self.taint_after: int | None = None
+        # Set when the frame stopped a wedged, tainted or dead guest: the test's fixture
+        # teardown then has no guest to talk to, and that is not the test's error.
+        self.guest_stopped = False
 
     def start(self) -> None:
         self.guest.mark(self.begin)
+        self.taint_before = self.guest.taint()
 
     def finish(self, exc: BaseException | None) -> None:
         self.timed_out = isinstance(exc, GuestCommandTimeout)
+        if self.timed_out and self.guest.is_alive():
+            # What is everybody waiting for? Blocked-task stacks into the log, if the guest
+            # still takes a command.
+            self.guest.dump_blocked_tasks()
         if self.guest.is_alive() and not self.timed_out:
             try:
                 self.guest.mark(self.end)
                 log = self.guest.dmesg_between(self.begin, self.end)
+                self.taint_after = self.guest.taint()
             except (HarnessError, OSError, GuestCommandTimeout):
                 log = self._console_slice()
+                self.timed_out = True
         else:
             log = self._console_slice()
         self.artifacts.attach("dmesg.txt", log)
@@ -135,9 +151,17 @@ class TestFrame:
         if not self.guest.is_alive():
             panic = next((f for f in unexpected if f.kind == "panic"), None)
             self.crashed = panic.title if panic else "the guest died (QEMU exited)"
-        elif self.timed_out:
-            # A wedged guest would poison every later test: the next one boots a fresh guest.
+            self.guest_stopped = True
+        elif self.timed_out or self.taint_changed:
+            # A wedged guest, or one an oops left tainted (processes in D state, leaked
+            # references), would poison every later test: the next one boots a fresh guest.
             self.guest.stop()
+            self.guest_stopped = True
+
+    @property
+    def taint_changed(self) -> bool:
+        return None not in (self.taint_before, self.taint_after) \
+            and self.taint_before != self.taint_after
 
     def _console_slice(self) -> str:
         text = self.guest.console_text()
@@ -222,16 +246,38 @@ def pytest_runtest_call(item: pytest.Item):
     frame = item.stash.get(FRAME, None)
     if frame is None:
         return (yield)
+    pins = PinAccounting(frame.guest) if item.get_closest_marker("pin_accounting") else None
     try:
+        if pins:
+            pins.begin()
         result = yield
     except BaseException as exc:
         frame.finish(exc)
         raise
+    leak = pins.leak() if pins and frame.guest.is_alive() else ""
     frame.finish(None)
     if frame.findings:
         titles = "\n".join(f"  {f.kind}: {f.title} (dmesg line {f.line})" for f in frame.findings)
-        raise KernelFindingsError(f"the kernel reported problems during the test:\n{titles}")
+        raise KernelFindingsError(f"the kernel reported problems during the test:\n{titles}"
+                                  + (f"\n{leak}" if leak else ""))
+    if leak:
+        raise AssertionError(leak)
     return result
+
+
+class PinAccounting:
+    """FOLL_PIN balance over a test: every pin the kernel took was released again."""
+
+    def __init__(self, guest: Guest):
+        self.guest = guest
+        self.before: dict[str, int] = {}
+
+    def begin(self) -> None:
+        self.before = vmstat_pins(self.guest)
+
+    def leak(self) -> str:
+        after = vmstat_pins(self.guest)
+        return pin_leak_message(self.before, after)
 
 
 class RunRecorder:
@@ -250,6 +296,7 @@ class RunRecorder:
         self.guest_config = None
         self.infra_error = ""
         self.any_guest_tests = False
+        self.known: known_failures.KnownFailures | None = None
 
     def artifacts_for(self, item: pytest.Item) -> TestArtifacts:
         if item.nodeid not in self.artifacts:
@@ -268,6 +315,10 @@ class RunRecorder:
         outcome = _classify(report, call, frame)
         if outcome is None:
             return report
+        verdict = self._known_failure(item, outcome, frame) if report.when == "call" else None
+        if verdict is not None:
+            outcome = verdict.outcome
+            _as_xfail(report, verdict)
         record = self.records.get(item.nodeid)
         message = _message(report, frame)
         if record is None or record.outcome == "passed":
@@ -280,10 +331,24 @@ class RunRecorder:
                 kernel_findings=[f.to_json() for f in frame.findings] if frame else [],
                 artifacts=list(art.files), expected=art.expected, observed=art.observed,
                 trace_counts=dict(art.trace_counts),
+                known_issue=verdict.entry.to_json() if verdict else None,
             )
         elif report.when == "call":
             record.duration_s = round(report.duration, 3)
         return report
+
+    def _known_failure(self, item: pytest.Item, outcome: str,
+                       frame: TestFrame | None) -> known_failures.Verdict | None:
+        if outcome not in ("passed", "failed", "crashed", "timeout") or frame is None:
+            return None
+        if self.known is None:
+            try:
+                self.known = known_failures.load(KNOWN_FAILURES)
+            except known_failures.KnownFailuresError as e:
+                pytest.exit(f"nvdimm-harness: {e}", returncode=2)
+        release = self.guest.kernel_release if self.guest else None
+        return self.known.judge(item.nodeid, release, outcome == "passed",
+                                [f.title for f in frame.findings])
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not (self.any_guest_tests or self.infra_error or self.guest_config):
@@ -343,8 +408,18 @@ class RunRecorder:
         return [f for f in findings if not inside[f.line - 1]]
 
 
+def _as_xfail(report: pytest.TestReport, verdict: known_failures.Verdict) -> None:
+    """pytest's own words for a known bug (xfail) and a fixed one (xpass): a plain
+    `pytest testcases/` then exits 0 for them too, as `nvdimm-harness run` does."""
+    report.wasxfail = f"known kernel bug: {verdict.entry.finding} ({verdict.entry.reference})"
+    if verdict.outcome == "known_failure":
+        report.outcome = "skipped"
+
+
 def _classify(report: pytest.TestReport, call: pytest.CallInfo, frame: TestFrame | None):
     """The DESIGN.md outcome for one phase's report, or None when the phase says nothing."""
+    if report.when == "teardown" and frame and frame.guest_stopped:
+        return None  # the frame stopped the guest; fixtures had nothing left to clean
     if report.when == "setup":
         if report.skipped:
             return "skipped"

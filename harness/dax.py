@@ -134,7 +134,7 @@ class BufferMode:
     """
 
     name: str
-    kind: str                 # fsdax | devdax | anon | pagecache
+    kind: str                 # fsdax | devdax | anon | shmem | pagecache
     fs: str | None = None     # fsdax: ext4 | xfs
     align: str | None = None  # devdax: 2M | 4K
     map: str | None = None    # mem | dev (where the struct pages live)
@@ -150,6 +150,15 @@ def buffer_modes() -> list[BufferMode]:
     modes += [BufferMode(f"devdax-{a}-{m}", "devdax", align=a, map=m)
               for a in ("2M", "4K") for m in ("mem", "dev")]
     return [*modes, BufferMode("anon", "anon"), BufferMode("pagecache", "pagecache")]
+
+
+def pin_buffer_modes() -> list[BufferMode]:
+    """The pinning matrix: fsdax on both filesystems, devdax with PMD pages, memmap in RAM
+    and in pmem; controls anonymous, shmem (memfd) and page cache. devdax 4K adds no pin
+    path of its own (the same devmap PTEs the fsdax modes have)."""
+    modes = [m for m in buffer_modes() if m.kind == "fsdax" or m.align == "2M"]
+    return [*modes, BufferMode("anon", "anon"), BufferMode("shmem", "shmem"),
+            BufferMode("pagecache", "pagecache")]
 
 
 @contextlib.contextmanager
@@ -174,5 +183,7 @@ def buffer_in_mode(ndctl: Ndctl, mode: BufferMode) -> Iterator[str]:
         finally:
             with contextlib.suppress(ConnectionError):
                 guest.run(f"rm -rf {PAGECACHE_DIR}", timeout_s=60)
+    elif mode.kind == "shmem":
+        yield "shmem"
     else:
         yield "anon"

@@ -115,23 +115,29 @@ class KernelRange:
 
 # ----------------------------------------------------------------------- the vocabulary
 
-def _v_transfer(v: Any) -> None:
-    if v == "full":
-        return
-    if isinstance(v, dict) and set(v) == {"errno"} and isinstance(v["errno"], str) \
-            and re.match(r"^E[A-Z0-9]+$", v["errno"]):
-        return
-    raise ValueError(f"transfer must be \"full\" or {{errno: ENAME}}, not {v!r}")
+def v_result(key: str, success: str) -> Callable[[Any], None]:
+    """`success` (e.g. "full", "ok") or {errno: ENAME}."""
+    def check(v: Any) -> None:
+        if v == success:
+            return
+        if isinstance(v, dict) and set(v) == {"errno"} and isinstance(v["errno"], str) \
+                and re.match(r"^E[A-Z0-9]+$", v["errno"]):
+            return
+        raise ValueError(f"{key} must be \"{success}\" or {{errno: ENAME}}, not {v!r}")
+    return check
 
 
-def _v_exact(key: str) -> Callable[[Any], None]:
+_v_transfer = v_result("transfer", "full")
+
+
+def v_exact(key: str) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         if v != "exact":
             raise ValueError(f"{key} must be \"exact\", not {v!r}")
     return check
 
 
-def _v_bool(key: str) -> Callable[[Any], None]:
+def v_bool(key: str) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         if not isinstance(v, bool):
             raise ValueError(f"{key} must be true or false, not {v!r}")
@@ -143,7 +149,7 @@ def _v_count(v: Any) -> None:
         raise ValueError(f"reader_sigbus must be a count (0, 1, ...), not {v!r}")
 
 
-def _v_rule(key: str) -> Callable[[Any], None]:
+def v_rule(key: str) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         try:
             parse_count_rule(v)
@@ -160,13 +166,13 @@ def _v_stall(v: Any) -> None:
 # Keys judged by harness.workload.check_odirect / check_stall and harness.trace.check_pmd_faults.
 VOCABULARY: dict[str, Callable[[Any], None]] = {
     "transfer": _v_transfer,
-    "compare": _v_exact("compare"),
-    "file_compare": _v_exact("file_compare"),
-    "content_changed": _v_bool("content_changed"),
-    "child_saw_parent_data": _v_bool("child_saw_parent_data"),
+    "compare": v_exact("compare"),
+    "file_compare": v_exact("file_compare"),
+    "content_changed": v_bool("content_changed"),
+    "child_saw_parent_data": v_bool("child_saw_parent_data"),
     "reader_sigbus": _v_count,
-    "pmd_nopage": _v_rule("pmd_nopage"),
-    "pmd_fallback": _v_rule("pmd_fallback"),
+    "pmd_nopage": v_rule("pmd_nopage"),
+    "pmd_fallback": v_rule("pmd_fallback"),
     "mutator_stall": _v_stall,
 }
 _ROW_KEYS = {"mode", "case", "expect", "source", "kernel", "note"}
@@ -177,6 +183,8 @@ def format_value(key: str, value: Any) -> str:
         return "transfer full" if value == "full" else f"transfer -1 {value['errno']}"
     if key in ("compare", "file_compare"):
         return f"{key} {value}"
+    if isinstance(value, dict) and "errno" in value:
+        return f"{key} fails {value['errno']}"
     if key in ("pmd_nopage", "pmd_fallback"):
         return f"{key} {parse_count_rule(value).text}"
     if isinstance(value, bool):
@@ -252,7 +260,11 @@ def _as_patterns(value: Any, what: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in items)
 
 
-def parse_table(data: Any, path: str = "<table>") -> ExpectationTable:
+Vocabulary = dict[str, Callable[[Any], None]]
+
+
+def parse_table(data: Any, path: str = "<table>",
+                vocabulary: Vocabulary | None = None) -> ExpectationTable:
     if not isinstance(data, dict):
         raise ExpectationError(f"{path}: expected a mapping with `rows`, got "
                                f"{type(data).__name__}")
@@ -274,13 +286,13 @@ def parse_table(data: Any, path: str = "<table>") -> ExpectationTable:
         if isinstance(raw, dict):
             where += f" (mode {raw.get('mode')}, case {raw.get('case')})"
         try:
-            rows.append(_parse_row(i, raw, sources))
+            rows.append(_parse_row(i, raw, sources, vocabulary or VOCABULARY))
         except ValueError as e:
             raise ExpectationError(f"{where}: {e}") from None
     return ExpectationTable(path, rows)
 
 
-def _parse_row(number: int, raw: Any, sources: dict[str, str]) -> Row:
+def _parse_row(number: int, raw: Any, sources: dict[str, str], vocabulary: Vocabulary) -> Row:
     if not isinstance(raw, dict):
         raise ValueError(f"a row must be a mapping, not {raw!r}")
     unknown = set(raw) - _ROW_KEYS
@@ -296,10 +308,10 @@ def _parse_row(number: int, raw: Any, sources: dict[str, str]) -> Row:
     if not isinstance(expect, dict) or not expect:
         raise ValueError("expect must be a non-empty mapping")
     for key, value in expect.items():
-        if key not in VOCABULARY:
+        if key not in vocabulary:
             raise ValueError(f"unknown expectation {key!r} "
-                             f"(known: {', '.join(VOCABULARY)})")
-        VOCABULARY[key](value)
+                             f"(known: {', '.join(vocabulary)})")
+        vocabulary[key](value)
     source = raw["source"]
     if not isinstance(source, str) or not source.strip():
         raise ValueError("source must name the kernel code that promises the result")
@@ -311,13 +323,13 @@ def _parse_row(number: int, raw: Any, sources: dict[str, str]) -> Row:
     return Row(number, modes, cases, dict(expect), " ".join(source.split()), kernel, note)
 
 
-def load(path: str | Path) -> ExpectationTable:
+def load(path: str | Path, vocabulary: Vocabulary | None = None) -> ExpectationTable:
     path = Path(path)
     try:
         data = read_yaml(path)
     except YamlFileError as e:
         raise ExpectationError(str(e)) from None
-    return parse_table(data, str(path))
+    return parse_table(data, str(path), vocabulary)
 
 
 def uncovered(table: ExpectationTable, cells: list[tuple[str, str]],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import progress
 from .accel import AccelChoice
-from .errors import BootError
+from .errors import BootError, HarnessError
 from .image import GuestImage
 from .profile import MachineProfile
 from .qemu import BootSpec, GuestFiles, QemuMachine, build_argv, free_loopback_port
@@ -232,6 +232,20 @@ class Guest:
     def mark(self, label: str) -> None:
         """Write a marker into the kernel log, to cut per-test slices out of it."""
         self.succeed(f"echo '{MARK_PREFIX} {label}' > /dev/kmsg", timeout_s=30)
+
+    def taint(self) -> int:
+        """/proc/sys/kernel/tainted: it changes when an oops or WARN leaves the kernel suspect."""
+        return int(self.succeed("cat /proc/sys/kernel/tainted", timeout_s=30).strip() or 0)
+
+    def dump_blocked_tasks(self, timeout_s: float = 15) -> bool:
+        """sysrq-w (tasks in D state, with stacks) into the kernel log, if the guest still
+        takes a command. The console keeps it even when the guest is stopped right after."""
+        try:
+            ok = self.run("echo w > /proc/sysrq-trigger", timeout_s=timeout_s).status == 0
+        except (OSError, TimeoutError, EOFError, HarnessError):
+            return False
+        time.sleep(1)  # let the console catch up before anyone stops QEMU
+        return ok
 
     def dmesg_between(self, begin: str, end: str) -> str:
         text = self.succeed("dmesg", timeout_s=60)

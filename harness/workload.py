@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .guest_process import GuestProcess
+
 if TYPE_CHECKING:
     from .ssh import CommandResult
 
@@ -169,60 +171,30 @@ def _parse_result(result: CommandResult, command: str) -> dict[str, Any]:
     return parse_output(result.stdout, command)
 
 
-_STACKS = ('for t in /proc/$pid/task/*; do '
-           'echo "== thread ${t##*/} $(cat $t/comm) state $(cut -d" " -f3 $t/stat)'
-           ' wchan $(cat $t/wchan)"; cat $t/stack; done 2>/dev/null')
-
-
 def _run_watched(guest: Runner, command: str, timeout_s: float, stall_after_s: float,
                  nudge_wait_s: float, poll_s: float) -> dict[str, Any]:
-    # setsid + redirections: the program outlives this SSH command and its `timeout`.
-    inner = f"{command} >$0/out 2>$0/err & echo $! >$0/pid; wait $!; echo $? >$0/rc"
-    start = guest.run("d=$(mktemp -d /tmp/nvh-odirect.XXXXXX) || exit 1; "
-                      f'setsid sh -c {shlex.quote(inner)} "$d" </dev/null >/dev/null 2>&1 & '
-                      'sleep 0.2; echo "$d"', timeout_s=60)
-    if start.status != 0 or not start.stdout.strip():
-        raise WorkloadOutputError(f"could not start the workload\n{start.describe()}")
-    d = start.stdout.strip().splitlines()[-1]
-    began = time.monotonic()
+    proc = GuestProcess(guest, command, tag="nvh-odirect", poll_s=poll_s).start()
     watchdog: dict[str, Any] = {"stalled": False, "stall_after_s": stall_after_s}
-
-    def finished() -> bool:
-        return guest.run(f"test -e {d}/rc", timeout_s=30).status == 0
-
-    def wait(limit_s: float) -> bool:
-        end = time.monotonic() + limit_s
-        while time.monotonic() < end:
-            if finished():
-                return True
-            time.sleep(poll_s)
-        return finished()
-
-    def stacks() -> str:
-        return guest.run(f"pid=$(cat {d}/pid); {_STACKS}", timeout_s=30).stdout
-
     try:
-        if not wait(min(stall_after_s, timeout_s)):
-            dump = stacks()
+        if not proc.wait(min(stall_after_s, timeout_s)):
+            dump = proc.stacks()
             watchdog.update(stalled=True, stacks=dump, stalled_in=stalled_functions(dump),
                             nudge="SIGSTOP+SIGCONT")
             nudged = time.monotonic()
-            guest.run(f"pid=$(cat {d}/pid); kill -STOP $pid; sleep 0.2; kill -CONT $pid",
+            guest.run(f"pid=$(cat {proc.dir}/pid); kill -STOP $pid; sleep 0.2; kill -CONT $pid",
                       timeout_s=30)
-            recovered = wait(min(nudge_wait_s, max(1.0, timeout_s - (nudged - began))))
+            recovered = proc.wait(min(nudge_wait_s, max(1.0, timeout_s - proc.elapsed_s())))
             watchdog["recovered"] = recovered
             watchdog["recovered_after_s"] = round(time.monotonic() - nudged, 1) \
                 if recovered else None
             if not recovered:
-                watchdog["stacks_after_nudge"] = stacks()
-                guest.run(f"kill -KILL $(cat {d}/pid)", timeout_s=30)
-                wait(min(10.0, nudge_wait_s))
-        result = guest.run(f"cat {d}/out; cat {d}/err >&2; exit $(cat {d}/rc 2>/dev/null "
-                           "|| echo 137)", timeout_s=60)
+                watchdog["stacks_after_nudge"] = proc.stacks()
+                proc.signal("KILL")
+                proc.wait(min(10.0, nudge_wait_s))
+        result = proc.result()
     finally:
-        guest.run(f"test -e {d}/rc || kill -KILL $(cat {d}/pid) 2>/dev/null; rm -rf {d}",
-                  timeout_s=30)
-    watchdog["elapsed_s"] = round(time.monotonic() - began, 1)
+        proc.cleanup()
+    watchdog["elapsed_s"] = round(proc.elapsed_s(), 1)
     if watchdog["stalled"] and not watchdog["recovered"]:
         # Killed: there is no JSON; report the hang itself as the observation.
         return {"tool": "nvh-odirect", "completed": False, "watchdog": watchdog,

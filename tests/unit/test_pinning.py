@@ -1,0 +1,67 @@
+"""Pin accounting, nvh-pin command lines and the judging of pin observations."""
+
+from pathlib import Path
+
+from harness import expectations, pinning
+
+ROOT = Path(__file__).resolve().parents[2]
+
+VMSTAT = """nr_dirtied 1234
+nr_foll_pin_acquired 1536
+nr_foll_pin_released 1024
+nr_written 99
+"""
+
+
+def test_pin_counters_and_leaks():
+    before = pinning.parse_pin_counters(VMSTAT)
+    assert before == {"acquired": 1536, "released": 1024}
+    balanced = {"acquired": 2048, "released": 1536}
+    assert pinning.pin_leak_message(before, balanced) == ""
+    leaked = {"acquired": 2048, "released": 1024}
+    msg = pinning.pin_leak_message(before, leaked)
+    assert "512 pages pinned but 0 released" in msg and "1536 -> 2048" in msg
+    # a kernel without the counters: nothing to judge
+    assert pinning.parse_pin_counters("nr_dirtied 1\n") == {}
+    assert pinning.pin_leak_message({}, {}) == ""
+
+
+def test_pin_command():
+    assert pinning.pin_command("devdax:/dev/dax0.0", "gup_test-longterm", 2 << 20) == (
+        "nvh-pin --buffer devdax:/dev/dax0.0 --method gup_test --size 2097152 "
+        "--gup-test longterm")
+    assert pinning.pin_command("anon", "rdma", 4096, hold=True, rdma_dev="rxe0") == (
+        "nvh-pin --buffer anon --method rdma --size 4096 --hold --rdma-dev rxe0")
+
+
+def observed(ok=True, errno=None, verify_ok=True, completed=True):
+    return {"program": "nvh-pin", "completed": completed, "error": None,
+            "pin": {"ok": ok, "errno": errno, "ret": 0 if ok else -1},
+            "verify": {"ok": verify_ok, "mismatches": 0 if verify_ok else 7} if ok else None}
+
+
+def test_check_pin_catches_each_difference():
+    ok = {"pin": "ok", "verify": "exact", "foll_pin_acquired": ">0"}
+    assert pinning.check_pin(observed(), ok, {"acquired": 512, "released": 512}) == []
+    refused = pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), ok)
+    assert [m.what for m in refused] == ["pin"] and "refused EOPNOTSUPP" in str(refused[0])
+    corrupt = pinning.check_pin(observed(verify_ok=False), ok)
+    assert [m.what for m in corrupt] == ["data through the pin"]
+    uncounted = pinning.check_pin(observed(), ok, {"acquired": 0, "released": 0})
+    assert [m.what for m in uncounted] == ["nr_foll_pin_acquired"]
+
+    want_refusal = {"pin": {"errno": "EOPNOTSUPP"}}
+    assert pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), want_refusal) == []
+    assert pinning.check_pin(observed(ok=False, errno="ENOMEM"), want_refusal)
+    assert pinning.check_pin(observed(), want_refusal)
+    broken = pinning.check_pin(observed(completed=False), want_refusal)
+    assert broken[0].what == "workload"
+
+
+def test_the_pin_table_covers_every_mode_and_method():
+    table = expectations.load(ROOT / "testcases" / "expectations" / "pin.yaml",
+                              pinning.VOCABULARY)
+    from harness import dax
+    modes = [m.name for m in dax.pin_buffer_modes()]
+    cells = [(m, c) for m in modes for c in pinning.METHODS]
+    assert expectations.uncovered(table, cells, required=("pin",)) == []
