@@ -131,6 +131,9 @@ class GuestShell:
         try:
             chan = transport.open_session(timeout=10)
         except paramiko.SSHException as e:
+            if "Timeout" in str(e):
+                # The connection is up but the guest does not answer: it hangs.
+                raise GuestCommandTimeout(command, timeout_s) from e
             raise ConnectionError(f"cannot open an SSH channel to the guest: {e}") from e
         out: list[bytes] = []
         err: list[bytes] = []

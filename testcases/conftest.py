@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import dax, expectations
+from harness import dax, expectations, pin_backends, pinning, removal
 
 EXPECTATIONS = Path(__file__).resolve().parent / "expectations"
 
@@ -21,5 +21,35 @@ def fsdax_ext4(ndctl):
 def odirect_expectations() -> expectations.ExpectationTable:
     try:
         return expectations.load(EXPECTATIONS / "odirect.yaml")
+    except expectations.ExpectationError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pin_expectations() -> expectations.ExpectationTable:
+    try:
+        return expectations.load(EXPECTATIONS / "pin.yaml", pinning.VOCABULARY)
+    except expectations.ExpectationError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def pin_method_ready(guest):
+    """Prepares the guest for a pin method (soft-RoCE device, gup_test) and returns the
+    extra nvh-pin options; skips the test when this kernel cannot do the method."""
+    def ready(method: str) -> dict[str, str]:
+        if method == "rdma":
+            return {"rdma_dev": pin_backends.ensure_rxe(guest)}
+        if method.startswith("gup_test") and not pin_backends.has_gup_test(guest):
+            pytest.skip("this kernel has no /sys/kernel/debug/gup_test (CONFIG_GUP_TEST=n, "
+                        "as in Debian's; the harness's own kernel config enables it)")
+        return {}
+    return ready
+
+
+@pytest.fixture(scope="session")
+def remove_expectations() -> expectations.ExpectationTable:
+    try:
+        return expectations.load(EXPECTATIONS / "remove.yaml", removal.VOCABULARY)
     except expectations.ExpectationError as e:
         pytest.fail(str(e), pytrace=False)

@@ -13,24 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NVH = [sys.executable, "-m", "harness.cli"]
-OUR_QEMU = "nvdimm-harness,process=nvh-"
 
 pytestmark = pytest.mark.e2e
-
-
-def our_qemus() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", OUR_QEMU], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
-
-
-@pytest.fixture
-def no_new_qemu():
-    before = our_qemus()
-    yield
-    deadline = time.monotonic() + 10
-    while our_qemus() - before and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not our_qemus() - before, "a QEMU of ours outlived the run"
 
 
 def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
@@ -57,16 +41,16 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
             assert (results / a).is_file()
 
 
-def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu):
+def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu, list_our_qemus):
     results = tmp_path / "results"
     proc = subprocess.Popen([*NVH, "run", "--results", str(results)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     # Interrupt once QEMU is up and booting: the most expensive moment to leak it.
     deadline = time.monotonic() + 600
-    while not our_qemus() and time.monotonic() < deadline and proc.poll() is None:
+    while not list_our_qemus() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    assert our_qemus(), "the run never started QEMU"
+    assert list_our_qemus(), "the run never started QEMU"
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
     try:

@@ -1,0 +1,178 @@
+"""Taking a pmem namespace away under its users (workload family 3) and judging the result.
+
+The seed series "revokes usages of ZONE_DEVICE pages when the driver disables the pmem
+device". QEMU cannot hot-unplug an nvdimm, so removal happens inside the guest: ndctl
+disable / destroy / reconfigure, disable-region, or a sysfs unbind of the pmem driver.
+Each action runs under a deadline: a removal that hangs is a finding, with the stacks of the
+blocked tasks, never a hung harness. The judging functions are pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from .expectations import Vocabulary, v_bool, v_result
+from .ndctl import NdctlError
+from .workload import Mismatch
+
+if TYPE_CHECKING:
+    from .guest_process import Runner
+    from .ndctl import Ndctl
+    from .ssh import CommandResult
+
+NAMESPACE = "namespace0.0"
+REGION = "region0"
+
+# What each action runs in the guest. {ns} is the namespace, {region} its region and, for
+# unbind, {bound} the nd device the pmem driver is bound to (the pfn device in fsdax mode).
+ACTIONS = {
+    "disable": "ndctl disable-namespace {ns}",
+    "destroy": "ndctl destroy-namespace -f {ns}",
+    "reconfigure": "ndctl create-namespace -f -e {ns} -m raw",
+    "disable-region": "ndctl disable-region {region}",
+    "unbind": "echo {bound} > /sys/bus/nd/drivers/nd_pmem/unbind",
+}
+
+# Keys of testcases/expectations/remove.yaml, judged by check_removal().
+VOCABULARY: Vocabulary = {
+    # the action's own result: ok, or refused with the errno ndctl returns as its status
+    "command": v_result("command", "ok"),
+    # the namespace (mode, enabled) is as before the action
+    "namespace_unchanged": v_bool("namespace_unchanged"),
+    # a process that had the range mapped touches every page afterwards
+    "mapping_after": lambda v: _one_of("mapping_after", v, ("intact", "sigbus")),
+    # the bytes the file or device held before the action are still there
+    "data_intact": v_bool("data_intact"),
+    # in-flight O_DIRECT into the buffer: completes (full) or fails with an errno
+    "io": lambda v: _one_of("io", v, ("full", "full_or_error")),
+}
+
+
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def action_command(action: str, bound: str = "", ns: str = NAMESPACE,
+                   region: str = REGION) -> str:
+    return ACTIONS[action].format(ns=ns, region=region, bound=bound)
+
+
+_ERRNO_BY_NUMBER = {1: "EPERM", 2: "ENOENT", 5: "EIO", 6: "ENXIO", 12: "ENOMEM", 16: "EBUSY",
+                    19: "ENODEV", 22: "EINVAL", 95: "EOPNOTSUPP", 110: "ETIMEDOUT"}
+
+
+def command_result(result: CommandResult) -> dict[str, Any]:
+    """ok, or the errno behind a failure: ndctl exits with the negative errno as its status
+    (EBUSY -> 240); `echo > sysfs` fails with the message of the errno."""
+    if result.status == 0:
+        return {"ok": True, "status": 0}
+    errno = None
+    if 128 < result.status < 256:
+        errno = _ERRNO_BY_NUMBER.get(256 - result.status)
+    if errno is None and "Device or resource busy" in result.stderr:
+        errno = "EBUSY"
+    return {"ok": False, "status": result.status, "errno": errno,
+            "stderr": result.stderr.strip()[-500:]}
+
+
+def namespace_state(guest: Runner, ns: str = NAMESPACE) -> str:
+    """'fsdax enabled', 'devdax disabled', 'raw enabled', 'absent' ... for before/after."""
+    r = guest.run(f"ndctl list -N -i -n {ns}", timeout_s=60)
+    text = r.stdout.strip()
+    if r.status != 0 or not text:
+        return "absent"
+    data = json.loads(text)
+    item = data[0] if isinstance(data, list) else data
+    return f"{item.get('mode', '?')} {item.get('state', 'enabled')}"
+
+
+def bound_pmem_device(guest: Runner, blockdev: str) -> str:
+    """The nd device nd_pmem is bound to for /dev/BLOCKDEV (pfnX.Y in fsdax mode)."""
+    out = guest.run(f"basename $(readlink -f /sys/block/{blockdev}/device)", timeout_s=30)
+    name = out.stdout.strip()
+    if out.status != 0 or not re.fullmatch(r"(namespace|pfn|dax|btt)\d+\.\d+", name):
+        raise AssertionError(f"cannot tell which nd device backs {blockdev}: {out.describe()}")
+    return name
+
+
+def describe_removal(obs: dict[str, Any]) -> str:
+    c = obs.get("command") or {}
+    parts = ["action " + ("ok" if c.get("ok") else
+                          f"refused {c.get('errno') or 'status ' + str(c.get('status'))}")
+             + f" in {obs.get('action_s', '?')}s"]
+    if "state_before" in obs:
+        parts.append(f"namespace {obs['state_before']} -> {obs.get('state_after')}")
+    touched = obs.get("touched")
+    if touched is not None:
+        parts.append("mapping: SIGBUS " + str(touched.get("si_code"))
+                     if touched.get("sigbus") else "mapping still readable and writable")
+    elif "touched" in obs:
+        parts.append("mapping: the holder did not answer")
+    if "data_intact" in obs:
+        parts.append("data intact" if obs["data_intact"] else "data changed")
+    if obs.get("io") is not None:
+        parts.append(f"in-flight I/O: {obs['io']}")
+    return ", ".join(parts)
+
+
+def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]:
+    """Every way a removal observation differs from `expect`; empty means it matched."""
+    out: list[Mismatch] = []
+    c = obs.get("command") or {}
+    if obs.get("hung"):
+        out.append(Mismatch("removal", "finishes within the deadline",
+                            f"still running after {obs.get('action_s')}s"))
+    want = expect.get("command")
+    if want == "ok" and not c.get("ok"):
+        out.append(Mismatch("removal", "succeeds",
+                            f"refused: status {c.get('status')} {c.get('errno') or ''}"))
+    elif isinstance(want, dict) and (c.get("ok") or c.get("errno") != want["errno"]):
+        out.append(Mismatch("removal", f"refused with {want['errno']}",
+                            "succeeded" if c.get("ok") else
+                            f"status {c.get('status')} {c.get('errno') or ''}"))
+    if "namespace_unchanged" in expect and "state_before" in obs:
+        same = obs["state_before"] == obs.get("state_after")
+        if same != expect["namespace_unchanged"]:
+            out.append(Mismatch("namespace after the removal",
+                                "unchanged" if expect["namespace_unchanged"] else "changed",
+                                f"{obs['state_before']} -> {obs.get('state_after')}"))
+    if "mapping_after" in expect and "touched" in obs:
+        touched = obs["touched"]
+        got = "no answer" if touched is None else (
+            "sigbus" if touched.get("sigbus") else "intact")
+        if got != expect["mapping_after"]:
+            want_text = {"sigbus": "SIGBUS on the next touch (revoked)",
+                         "intact": "still mapped, no SIGBUS"}[expect["mapping_after"]]
+            out.append(Mismatch("the old mapping", want_text, got))
+    if "data_intact" in expect and "data_intact" in obs \
+            and obs["data_intact"] != expect["data_intact"]:
+        out.append(Mismatch("data", "unchanged" if expect["data_intact"] else "changed",
+                            "unchanged" if obs["data_intact"] else "changed"))
+    if "io" in expect and "io" in obs:
+        io = obs["io"] or {}
+        if io.get("corrupt"):
+            out.append(Mismatch("in-flight O_DIRECT", "no corruption of reported bytes",
+                                io.get("detail", "corrupt")))
+        elif expect["io"] == "full" and not io.get("full"):
+            out.append(Mismatch("in-flight O_DIRECT", "completes in full",
+                                io.get("detail", "failed")))
+    return out
+
+
+def restore_namespace(ndctl: Ndctl, ns: str = NAMESPACE, region: str = REGION) -> None:
+    """Whatever the removal left (a disabled region or namespace, a destroyed namespace,
+    an unbound driver), bring `ns` back in raw mode over the whole region."""
+    guest = ndctl.guest
+    guest.run(f"ndctl enable-region {region}; ndctl enable-namespace {ns}", timeout_s=120)
+    try:
+        ndctl.reconfigure(ns, "raw")
+        return
+    except NdctlError:
+        pass
+    # Destroyed: the region's seed namespace takes the whole capacity again.
+    r = guest.run(f"ndctl create-namespace -r {region} -m raw", timeout_s=300)
+    if r.status != 0 or json.loads(r.stdout).get("dev") != ns:
+        raise AssertionError(f"cannot recreate {ns} after the removal:\n{r.describe()}")

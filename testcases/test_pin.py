@@ -1,0 +1,60 @@
+"""RDMA-like pinning of DAX pages: workload family 2 of the DAX-GUP series (issue 5).
+
+"get_user_pages() ... pin the device hosting the page range active": each test pins a 2 MiB
+buffer (one PMD for devdax-2M and the 2 MiB-aligned fsdax files) with one method and checks
+the kernel's answer against testcases/expectations/pin.yaml (source and release range per
+row), that the bytes seen through the pin are the buffer's, and whether the pin was counted
+as FOLL_PIN. Around every test the FOLL_PIN counters must balance (pin_accounting marker,
+conftest.py): a pin the kernel never released fails the test with the numbers.
+
+Methods: vmsplice into a pipe held open (plain references), io_uring fixed buffers and an
+rxe (soft-RoCE) memory region (long-term pins), and the kernel's gup_test (basic, fast and
+long-term pin benchmarks; skipped on kernels without CONFIG_GUP_TEST, which Debian's lacks
+and the harness's own kernel config has). Modes: fsdax on ext4 and xfs and devdax 2M, with
+the memmap in RAM and in pmem; controls anonymous, shmem and page cache.
+
+`-k pin` selects them all; one is e.g. `-k "test_pin[devdax-2M-dev-rdma]"`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import dax, pinning
+from harness.sizes import MiB
+from harness.workload import format_mismatches, parse_output
+
+pytestmark = pytest.mark.pin_accounting
+
+SIZE = 2 * MiB
+TIMEOUT_S = 180
+MATRIX = [(mode, method) for mode in dax.pin_buffer_modes() for method in pinning.METHODS]
+
+
+def run_pin(guest, command: str) -> dict:
+    result = guest.run(command, TIMEOUT_S)
+    if result.status not in (0, 1):
+        raise AssertionError(f"nvh-pin exit status {result.status}\n{result.describe()}")
+    return parse_output(result.stdout.strip().splitlines()[-1] if result.stdout.strip()
+                        else "", command)
+
+
+@pytest.mark.parametrize(("mode", "method"), MATRIX,
+                         ids=[f"{m.name}-{method}" for m, method in MATRIX])
+def test_pin(guest, ndctl, artifacts, pin_expectations, pin_method_ready, mode, method):
+    extra = pin_method_ready(method)
+    expect = pin_expectations.lookup(mode.name, method, guest.kernel_release)
+    with dax.buffer_in_mode(ndctl, mode) as buffer:
+        command = pinning.pin_command(buffer, method, SIZE, **extra)
+        before = pinning.vmstat_pins(guest)
+        observed = run_pin(guest, command)
+        delta = pinning.pin_delta(before, pinning.vmstat_pins(guest))
+    artifacts.attach("workload.json", json.dumps({"command": command, "foll_pin_delta": delta,
+                                                  **observed}, indent=2) + "\n")
+    if observed.get("supported") is False:
+        pytest.skip(f"{method}: not supported by this kernel ({observed.get('error')})")
+    artifacts.expectation(expect.describe(), pinning.describe_pin(observed, delta))
+    mismatches = pinning.check_pin(observed, expect.values, delta)
+    assert not mismatches, format_mismatches(mismatches)

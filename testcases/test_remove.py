@@ -1,0 +1,265 @@
+"""Removing the pmem device while its pages are mapped, pinned or under I/O (issue 5).
+
+Workload family 3 of the DAX-GUP series ("revoking usages of ZONE_DEVICE pages when the
+driver disables the pmem device"). Each test sets a namespace up, gives it a user (a process
+with the range mapped, a long-term pin, an O_DIRECT held in flight by dm-delay), takes the
+namespace away in the guest (ndctl disable / destroy / reconfigure / disable-region, or a
+sysfs unbind of nd_pmem), and checks against testcases/expectations/remove.yaml: the action's
+result, the namespace afterwards, what the old mapping does on the next touch (SIGBUS when
+revoked), that the data is intact where the removal was refused. Every action runs under a
+deadline: a hang fails the test as `timeout` with the blocked tasks' stacks (sysrq-w) in its
+dmesg.txt, and the guest is restarted. After every test the namespace is recreated and must
+pass an O_DIRECT round trip. Kernel bugs found here are in testcases/known_failures.yaml.
+
+`-k remove` selects them all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from harness import dax, pinning, removal
+from harness.guest_process import GuestProcess
+from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
+from harness.sizes import MiB
+from harness.ssh import GuestCommandTimeout
+from harness.workload import (
+    check_odirect,
+    format_mismatches,
+    odirect_command,
+    parse_output,
+    run_odirect,
+)
+
+pytestmark = pytest.mark.pin_accounting
+
+SIZE = 2 * MiB
+ACTION_DEADLINE_S = 90      # ndctl under TCG takes seconds; a removal past this is hung
+RELEASE_DEADLINE_S = 60
+DELAY_MS = 4000             # dm-delay on the peer: the O_DIRECT stays in flight this long
+DELAYED_PEER = "/dev/mapper/nvh-slow"
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def remove(guest, artifacts, action: str, bound: str = "") -> dict:
+    """Run the removal under its deadline; a hang dumps blocked tasks and fails as timeout."""
+    command = removal.action_command(action, bound)
+    started = time.monotonic()
+    try:
+        result = guest.run(command, timeout_s=ACTION_DEADLINE_S)
+    except GuestCommandTimeout:
+        guest.dump_blocked_tasks()
+        artifacts.attach("removal.txt", f"$ {command}\nstill running after "
+                                        f"{ACTION_DEADLINE_S}s: hung (see dmesg.txt)\n")
+        raise
+    return {"action": action, "command_line": command,
+            "command": removal.command_result(result),
+            "action_s": round(time.monotonic() - started, 1)}
+
+
+def holder_for(guest, buffer: str, method: str = "none", **extra) -> pinning.PinHolder:
+    return pinning.PinHolder(guest, pinning.pin_command(buffer, method, SIZE, hold=True,
+                                                        **extra))
+
+
+def release(holder: pinning.PinHolder, obs: dict) -> None:
+    outcome = holder.release(RELEASE_DEADLINE_S)
+    obs["release"] = {k: v for k, v in outcome.items() if k != "stacks"}
+    if not outcome["exited"]:
+        obs["release"]["stacks"] = outcome.get("stacks", "")
+
+
+def file_digest(guest, path: str) -> str:
+    return guest.succeed(f"md5sum < {path}", timeout_s=120).split()[0]
+
+
+def judge(artifacts, expect, obs: dict) -> None:
+    artifacts.attach("removal.json", json.dumps(obs, indent=2, default=str) + "\n")
+    artifacts.expectation(expect.describe(), removal.describe_removal(obs))
+    mismatches = removal.check_removal(obs, expect.values)
+    rel = obs.get("release")
+    if rel is not None and not rel.get("exited"):
+        mismatches.append(removal.Mismatch(
+            "releasing the mapping/pin afterwards", f"done within {RELEASE_DEADLINE_S}s",
+            f"the process is stuck in state {rel.get('state') or '?'}:\n"
+            f"{rel.get('stacks', '')[:2000]}"))
+    assert not mismatches, format_mismatches(mismatches)
+
+
+def assert_namespace_usable(guest, ndctl) -> None:
+    """After any removal: the namespace can be recreated and moves data again."""
+    removal.restore_namespace(ndctl)
+    with dax.devdax(ndctl, align="2M", map="mem") as ns:
+        observed = run_odirect(guest, odirect_command(f"devdax:{ns.device_path}", SCRATCH_DISK,
+                                                      "read-untouched", 64 * 1024))
+    problems = check_odirect(observed, {"transfer": "full", "compare": "exact"})
+    assert not problems, "the namespace does not work after the removal: " \
+        + format_mismatches(problems)
+
+
+# --------------------------------------------------------------------------------- tests
+
+FSDAX_ACTIONS = ["disable", "destroy", "reconfigure", "disable-region"]
+
+
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+@pytest.mark.parametrize("action", FSDAX_ACTIONS)
+def test_remove_busy_fsdax(guest, ndctl, artifacts, remove_expectations, fs, action):
+    """ndctl takes a mounted fsdax namespace away while a process has a file mapped."""
+    expect = remove_expectations.lookup(f"fsdax-{fs}", f"mapped-{action}", guest.kernel_release)
+    with dax.fsdax_mount(ndctl, fs) as mount:
+        path = mount.path("buffer")
+        holder = holder_for(guest, f"file:{path}")
+        try:
+            holder.start()
+            digest = file_digest(guest, path)
+            obs = {"state_before": removal.namespace_state(guest)}
+            obs.update(remove(guest, artifacts, action))
+            obs["state_after"] = removal.namespace_state(guest)
+            obs["touched"] = holder.touch()
+            obs["data_intact"] = file_digest(guest, path) == digest \
+                if guest.run(f"test -r {path}").status == 0 else False
+            release(holder, obs)
+        finally:
+            holder.cleanup()
+    judge(artifacts, expect, obs)
+    assert_namespace_usable(guest, ndctl)
+
+
+@pytest.mark.parametrize("action", ["disable", "destroy", "reconfigure"])
+def test_remove_mapped_devdax(guest, ndctl, artifacts, remove_expectations, action):
+    """device-dax taken away under a live mapping: the mapping is revoked (SIGBUS)."""
+    expect = remove_expectations.lookup("devdax-2M", f"mapped-{action}", guest.kernel_release)
+    with dax.devdax(ndctl, align="2M", map="mem") as ns:
+        holder = holder_for(guest, f"devdax:{ns.device_path}")
+        try:
+            holder.start()
+            obs = {"state_before": removal.namespace_state(guest)}
+            obs.update(remove(guest, artifacts, action))
+            obs["state_after"] = removal.namespace_state(guest)
+            obs["touched"] = holder.touch()
+            release(holder, obs)
+        finally:
+            holder.cleanup()
+    judge(artifacts, expect, obs)
+    assert_namespace_usable(guest, ndctl)
+
+
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+def test_unbind_fsdax(guest, ndctl, artifacts, remove_expectations, fs):
+    """sysfs unbind of nd_pmem under a mounted, mapped fsdax filesystem, then umount."""
+    expect = remove_expectations.lookup(f"fsdax-{fs}", "mapped-unbind", guest.kernel_release)
+    with dax.fsdax_mount(ndctl, fs) as mount:
+        bound = removal.bound_pmem_device(guest, mount.namespace.blockdev)
+        holder = holder_for(guest, f"file:{mount.path('buffer')}")
+        try:
+            holder.start()
+            obs = {"bound": bound}
+            obs.update(remove(guest, artifacts, "unbind", bound=bound))
+            obs["touched"] = holder.touch()
+            release(holder, obs)
+        finally:
+            holder.cleanup()
+        # What each filesystem does once its device is gone: xfs shuts down, ext4 aborts
+        # its journal; both must still unmount (inside the test: an oops here is its own).
+        obs["fs_state"] = guest.run("dmesg | grep -E 'XFS|EXT4-fs' | tail -5",
+                                    timeout_s=30).stdout
+        obs["umount"] = removal.command_result(guest.run(f"umount {dax.MOUNTPOINT}",
+                                                         timeout_s=ACTION_DEADLINE_S))
+    judge(artifacts, expect, obs)
+    assert_namespace_usable(guest, ndctl)
+
+
+@pytest.mark.parametrize("method", ["rdma", "io_uring", "gup_test-hold"])
+def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_expectations,
+                              pin_method_ready, method):
+    """device-dax disabled while its pages are long-term pinned, then unpinned."""
+    extra = pin_method_ready(method)
+    expect = remove_expectations.lookup("devdax-2M", f"pinned-{method}", guest.kernel_release)
+    pin_expect = pin_expectations.lookup("devdax-2M-mem", method.replace("-hold", "-longterm"),
+                                         guest.kernel_release)
+    with dax.devdax(ndctl, align="2M", map="mem") as ns:
+        holder = holder_for(guest, f"devdax:{ns.device_path}", method, **extra)
+        try:
+            first = holder.start()
+            if holder.pinned is None:
+                if first.get("supported") is False:
+                    pytest.skip(f"{method}: not supported by this kernel ({first.get('error')})")
+                mismatches = pinning.check_pin(first, pin_expect.values)
+                assert not mismatches, format_mismatches(mismatches)
+                pytest.skip(f"{method}: this kernel refuses the pin as pin.yaml expects "
+                            f"({(first.get('pin') or {}).get('errno')}); nothing to remove "
+                            "under")
+            obs = {"state_before": removal.namespace_state(guest), "pinned": holder.pinned}
+            obs.update(remove(guest, artifacts, "disable"))
+            obs["state_after"] = removal.namespace_state(guest)
+            obs["touched"] = holder.touch() if obs["command"]["ok"] else None
+            release(holder, obs)
+        finally:
+            holder.cleanup()
+    judge(artifacts, expect, obs)
+    assert_namespace_usable(guest, ndctl)
+
+
+@pytest.fixture
+def delayed_peer(guest):
+    """The scratch disk behind dm-delay: every I/O to it stays in flight DELAY_MS."""
+    r = guest.run("modprobe dm_delay 2>/dev/null; dmsetup targets | grep -qw delay", 60)
+    if r.status != 0:
+        pytest.skip("this kernel has no dm-delay target (CONFIG_DM_DELAY)")
+    guest.succeed(f"dmsetup remove {DELAYED_PEER.rsplit('/', 1)[-1]} 2>/dev/null; "
+                  f"dmsetup create {DELAYED_PEER.rsplit('/', 1)[-1]} --table "
+                  f"\"0 $(blockdev --getsz {SCRATCH_DISK}) delay {SCRATCH_DISK} 0 {DELAY_MS}\"",
+                  timeout_s=60)
+    yield DELAYED_PEER
+    guest.run(f"dmsetup remove --force {DELAYED_PEER.rsplit('/', 1)[-1]}", timeout_s=60)
+
+
+@pytest.mark.parametrize("mode", ["devdax-2M", "fsdax-ext4"])
+def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, delayed_peer,
+                               mode):
+    """Removal while an O_DIRECT read into the DAX buffer is held in flight by dm-delay."""
+    expect = remove_expectations.lookup(mode, "inflight-disable", guest.kernel_release)
+    buffer_mode = next(m for m in dax.buffer_modes() if m.name == f"{mode}-mem")
+    with dax.buffer_in_mode(ndctl, buffer_mode) as buffer:
+        io = GuestProcess(guest, odirect_command(buffer, delayed_peer, "read-untouched", SIZE),
+                          tag="nvh-inflight").start()
+        try:
+            time.sleep(DELAY_MS / 4000)  # the read is submitted and waiting in dm-delay
+            obs = {"state_before": removal.namespace_state(guest)}
+            obs.update(remove(guest, artifacts, "disable"))
+            obs["state_after"] = removal.namespace_state(guest)
+            finished = io.wait(DELAY_MS / 1000 + RELEASE_DEADLINE_S)
+            obs["io"] = inflight_result(io, finished)
+            if not finished:
+                obs["release"] = {"exited": False, "state": io.state(), "stacks": io.stacks()}
+        finally:
+            io.cleanup()
+    judge(artifacts, expect, obs)
+    assert_namespace_usable(guest, ndctl)
+
+
+def inflight_result(io: GuestProcess, finished: bool) -> dict:
+    if not finished:
+        return {"full": False, "detail": "the O_DIRECT never finished"}
+    result = io.result()
+    try:
+        data = parse_output(result.stdout, io.command)
+    except AssertionError:
+        return {"full": False, "detail": f"nvh-odirect exit {result.status}: "
+                                         f"{result.stderr.strip()[-300:]}"}
+    t = data.get("transfer") or {}
+    c = data.get("compare") or {}
+    full = t.get("ret") == data.get("size")
+    # Only bytes the kernel reported as moved count: a full transfer whose bytes differ, read
+    # without SIGBUS, is corruption. A SIGBUS on the compare means the mapping was revoked.
+    corrupt = full and c.get("mismatch_offset", -1) not in (-1, None) \
+        and not data.get("sigbus_count")
+    detail = (f"transfer ret {t.get('ret')} {t.get('errno_name') or ''}".strip()
+              + (f", compare mismatch at {c.get('mismatch_offset')}" if corrupt else "")
+              + (f", SIGBUS x{data['sigbus_count']}" if data.get("sigbus_count") else ""))
+    return {"full": full, "corrupt": corrupt, "detail": detail}

@@ -1,0 +1,42 @@
+"""End to end: a hang in the guest never hangs the harness (issue 5 acceptance).
+
+Runs tests/guest_faults/test_hang.py against a real guest: a task stuck in D state in the
+kernel, then a frozen VM; each must end as `timeout` within its deadline, the guest is
+restarted, and the next test runs and passes.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_hangs_time_out_and_the_suite_goes_on(tmp_path, no_new_qemu):
+    results = tmp_path / "results"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "tests/guest_faults/test_hang.py", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - started
+    summary = json.loads((results / "summary.json").read_text())
+    outcomes = {t["id"].rsplit("::", 1)[-1]: t["outcome"] for t in summary["tests"]}
+    assert outcomes == {"test_1_task_stuck_in_kernel": "timeout",
+                        "test_2_frozen_guest": "timeout",
+                        "test_3_next_test_runs_on_a_fresh_guest": "passed"}, \
+        proc.stdout[-3000:]
+    assert proc.returncode == 1
+    assert summary["boot"]["boots"] == 3  # a fresh guest after each hang
+    # The D-state task's stack was captured (sysrq-w) into the test's dmesg slice.
+    stuck = next(t for t in summary["tests"] if "stuck" in t["id"])
+    dmesg = next(a for a in stuck["artifacts"] if a.endswith("dmesg.txt"))
+    text = (results / dmesg).read_text()
+    assert "state:D" in text and ("sb_start_write" in text or "percpu_rwsem" in text), \
+        text[-3000:]
+    assert elapsed < 600
