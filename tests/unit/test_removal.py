@@ -1,0 +1,72 @@
+"""Judging removal observations, ndctl's status as errno, the removal table."""
+
+from pathlib import Path
+
+from harness import expectations, removal
+from harness.ssh import CommandResult
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE = ROOT / "testcases" / "expectations" / "remove.yaml"
+
+
+def result(status, stderr=""):
+    return CommandResult("ndctl disable-namespace namespace0.0", status, "", stderr, 0.1)
+
+
+def test_ndctl_status_is_a_negative_errno():
+    assert removal.command_result(result(0)) == {"ok": True, "status": 0}
+    busy = removal.command_result(result(240, "namespace0.0 is active"))
+    assert busy["errno"] == "EBUSY" and not busy["ok"]
+    echo = removal.command_result(result(1, "sh: echo: write error: Device or resource busy"))
+    assert echo["errno"] == "EBUSY"
+
+
+def obs(**kw):
+    base = {"command": {"ok": False, "status": 240, "errno": "EBUSY"},
+            "state_before": "fsdax enabled", "state_after": "fsdax enabled",
+            "touched": {"event": "touched", "sigbus": False}, "data_intact": True,
+            "action_s": 0.4}
+    base.update(kw)
+    return base
+
+
+def test_refused_removal_matches_and_each_difference_is_caught():
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("fsdax-ext4", "mapped-disable").values
+    assert removal.check_removal(obs(), expect) == []
+    done = removal.check_removal(obs(command={"ok": True, "status": 0},
+                                     state_after="fsdax disabled"), expect)
+    assert [m.what for m in done] == ["removal", "namespace after the removal"]
+    lost = removal.check_removal(obs(data_intact=False,
+                                     touched={"sigbus": True, "si_code": "BUS_ADRERR"}), expect)
+    assert [m.what for m in lost] == ["the old mapping", "data"]
+    silent = removal.check_removal(obs(touched=None), expect)
+    assert [m.what for m in silent] == ["the old mapping"] and "no answer" in str(silent[0])
+
+
+def test_revocation_expected_for_devdax():
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("devdax-2M", "mapped-disable").values
+    revoked = obs(command={"ok": True, "status": 0}, state_after="devdax disabled",
+                  touched={"sigbus": True, "si_code": "BUS_ADRERR"})
+    revoked.pop("data_intact")
+    assert removal.check_removal(revoked, expect) == []
+    still = dict(revoked, touched={"sigbus": False})
+    assert [m.what for m in removal.check_removal(still, expect)] == ["the old mapping"]
+    assert "SIGBUS BUS_ADRERR" in removal.describe_removal(revoked)
+
+
+def test_inflight_io_corruption_and_hang():
+    expect = {"command": "ok", "io": "full_or_error"}
+    ok = {"command": {"ok": True}, "io": {"full": False, "corrupt": False, "detail": "EIO"}}
+    assert removal.check_removal(ok, expect) == []
+    bad = dict(ok, io={"full": True, "corrupt": True, "detail": "mismatch at 4096"})
+    assert [m.what for m in removal.check_removal(bad, expect)] == ["in-flight O_DIRECT"]
+    hung = dict(ok, hung=True, action_s=90)
+    assert removal.check_removal(hung, expect)[0].what == "removal"
+
+
+def test_action_commands():
+    assert removal.action_command("unbind", bound="pfn0.1") == \
+        "echo pfn0.1 > /sys/bus/nd/drivers/nd_pmem/unbind"
+    assert removal.action_command("destroy") == "ndctl destroy-namespace -f namespace0.0"
