@@ -109,14 +109,25 @@ def _reset_afterwards(ndctl: Ndctl, dev: str) -> Iterator[None]:
 def reset_namespace(ndctl: Ndctl, dev: str = DEFAULT_NAMESPACE, check: bool = False) -> None:
     """Back to raw mode so the next test starts from the same state; skip if the guest died.
 
-    With check, a reset that fails twice raises NamespaceResetError with ndctl's output.
+    Copes with what removal tests leave: a disabled namespace or region, or a destroyed
+    namespace (whose seed is then another namespaceX.Y of zero size; cycling the region makes
+    `dev` the seed again). With check, a reset that cannot be done raises
+    NamespaceResetError with ndctl's output.
     """
+    region = "region" + dev.removeprefix("namespace").split(".")[0]
     command = f"ndctl create-namespace -f -e {dev} -m raw"
     with contextlib.suppress(ConnectionError):
-        result = ndctl.guest.run(command, timeout_s=300)
+        guest = ndctl.guest
+        result = guest.run(command, timeout_s=300)
         if result.status != 0:
             time.sleep(1)  # e.g. udev still holding the device node of the old mode
-            result = ndctl.guest.run(command, timeout_s=300)
+            guest.run(f"ndctl enable-region {region}; ndctl enable-namespace {dev}",
+                      timeout_s=120)
+            result = guest.run(command, timeout_s=300)
+        if result.status != 0:
+            result = guest.run(f"ndctl disable-region {region} && ndctl enable-region {region}"
+                               f" && ndctl create-namespace -r {region} -m raw | "
+                               f"grep -q '\"dev\":\"{dev}\"'", timeout_s=300)
         if result.status != 0 and check:
             raise NamespaceResetError(f"could not reset {dev} to raw:\n{result.describe()}")
 

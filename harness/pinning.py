@@ -122,6 +122,8 @@ def check_pin(observed: dict[str, Any], expect: dict[str, Any],
         out.append(Mismatch("pin", f"refused with {want['errno']}", _pin_text(pin)))
     elif want == "refused" and pin.get("ok"):
         out.append(Mismatch("pin", "refused", _pin_text(pin)))
+    if want != "ok":
+        return out  # a refused pin has nothing to verify or count
     if expect.get("verify") == "exact" and pin.get("ok"):
         verify = observed.get("verify") or {}
         if not verify.get("ok"):

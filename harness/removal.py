@@ -13,8 +13,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from .dax import reset_namespace
 from .expectations import Vocabulary, v_bool, v_result
-from .ndctl import NdctlError
 from .workload import Mismatch
 
 if TYPE_CHECKING:
@@ -162,17 +162,7 @@ def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]
     return out
 
 
-def restore_namespace(ndctl: Ndctl, ns: str = NAMESPACE, region: str = REGION) -> None:
+def restore_namespace(ndctl: Ndctl, ns: str = NAMESPACE) -> None:
     """Whatever the removal left (a disabled region or namespace, a destroyed namespace,
     an unbound driver), bring `ns` back in raw mode over the whole region."""
-    guest = ndctl.guest
-    guest.run(f"ndctl enable-region {region}; ndctl enable-namespace {ns}", timeout_s=120)
-    try:
-        ndctl.reconfigure(ns, "raw")
-        return
-    except NdctlError:
-        pass
-    # Destroyed: the region's seed namespace takes the whole capacity again.
-    r = guest.run(f"ndctl create-namespace -r {region} -m raw", timeout_s=300)
-    if r.status != 0 or json.loads(r.stdout).get("dev") != ns:
-        raise AssertionError(f"cannot recreate {ns} after the removal:\n{r.describe()}")
+    reset_namespace(ndctl, ns, check=True)
