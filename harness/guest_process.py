@@ -85,6 +85,16 @@ class GuestProcess:
     def stacks(self) -> str:
         return self.guest.run(f"pid=$(cat {self.dir}/pid); {STACKS}", timeout_s=30).stdout
 
+    def wait_for_stack(self, function: str, limit_s: float) -> bool:
+        """Until a thread of the process is in the kernel inside `function` (e.g. the I/O
+        it is blocked on); False when it did not get there in time."""
+        end = time.monotonic() + limit_s
+        while time.monotonic() < end:
+            if function in self.stacks():
+                return True
+            time.sleep(self.poll_s)
+        return False
+
     def output(self) -> str:
         return self.guest.run(f"cat {self.dir}/out", timeout_s=60).stdout
 

@@ -61,6 +61,10 @@ from harness.workload import (
     run_odirect,
 )
 
+# Whatever O_DIRECT takes on the DAX pages (references on 6.1, FOLL_PIN on newer kernels)
+# must be given back.
+pytestmark = pytest.mark.pin_accounting
+
 TIMEOUT_S = 300
 COLLISION_MS = 1000
 # The collision program runs COLLISION_MS plus a final clean read; past this it is stalled.

@@ -16,6 +16,7 @@ pass an O_DIRECT round trip. Kernel bugs found here are in testcases/known_failu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -211,12 +212,16 @@ def delayed_peer(guest):
     r = guest.run("modprobe dm_delay 2>/dev/null; dmsetup targets | grep -qw delay", 60)
     if r.status != 0:
         pytest.skip("this kernel has no dm-delay target (CONFIG_DM_DELAY)")
-    guest.succeed(f"dmsetup remove {DELAYED_PEER.rsplit('/', 1)[-1]} 2>/dev/null; "
-                  f"dmsetup create {DELAYED_PEER.rsplit('/', 1)[-1]} --table "
-                  f"\"0 $(blockdev --getsz {SCRATCH_DISK}) delay {SCRATCH_DISK} 0 {DELAY_MS}\"",
-                  timeout_s=60)
+    name = DELAYED_PEER.rsplit("/", 1)[-1]
+    # Reads wait DELAY_MS, writes none: nvh-odirect's preparation (writing the peer) is
+    # quick and its transfer (the read into the DAX mapping) is what stays in flight. No
+    # udev in the guest: dmsetup mknodes makes the /dev/mapper node.
+    guest.succeed(f"dmsetup remove {name} 2>/dev/null; dmsetup create {name} --table "
+                  f"\"0 $(blockdev --getsz {SCRATCH_DISK}) delay {SCRATCH_DISK} 0 {DELAY_MS} "
+                  f"{SCRATCH_DISK} 0 0\" && dmsetup mknodes {name}", timeout_s=60)
     yield DELAYED_PEER
-    guest.run(f"dmsetup remove --force {DELAYED_PEER.rsplit('/', 1)[-1]}", timeout_s=60)
+    with contextlib.suppress(ConnectionError):  # the test may have crashed the guest
+        guest.run(f"dmsetup remove --force {name}", timeout_s=60)
 
 
 @pytest.mark.parametrize("mode", ["devdax-2M", "fsdax-ext4"])
@@ -229,12 +234,14 @@ def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, del
         io = GuestProcess(guest, odirect_command(buffer, delayed_peer, "read-untouched", SIZE),
                           tag="nvh-inflight").start()
         try:
-            time.sleep(DELAY_MS / 4000)  # the read is submitted and waiting in dm-delay
+            io.wait_for_stack("blkdev_direct_IO", DELAY_MS / 1000)  # the read is in flight
             obs = {"state_before": removal.namespace_state(guest)}
             obs.update(remove(guest, artifacts, "disable"))
             obs["state_after"] = removal.namespace_state(guest)
             finished = io.wait(DELAY_MS / 1000 + RELEASE_DEADLINE_S)
             obs["io"] = inflight_result(io, finished)
+            if finished:
+                artifacts.attach("workload.json", io.output())
             if not finished:
                 obs["release"] = {"exited": False, "state": io.state(), "stacks": io.stacks()}
         finally:

@@ -17,9 +17,17 @@ NVH = [sys.executable, "-m", "harness.cli"]
 pytestmark = pytest.mark.e2e
 
 
+# One of each family from the default suite (the whole suite is `make run`, ~25 min under
+# TCG): O_DIRECT into a DAX mapping, a long-term pin granted and one refused, a refused
+# removal, and the removal under an rxe pin that oopses Debian's 6.1 (a known kernel bug:
+# it must come out as known_failure, listed first, and not fail the run).
+SAMPLE = ("untouched_mapping or test_pin[devdax-2M-mem-rdma] or test_pin[fsdax-xfs-dev-rdma]"
+          " or test_remove_busy_fsdax[disable-ext4] or test_remove_pinned_devdax[rdma]")
+
+
 def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
     results = tmp_path / "results"
-    proc = subprocess.run([*NVH, "run", "--results", str(results)], cwd=ROOT,
+    proc = subprocess.run([*NVH, "run", "-k", SAMPLE, "--results", str(results)], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"results: {results}" in proc.stdout
@@ -28,11 +36,19 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
     assert summary["kernel"]["source"] == "distro"
     assert summary["kernel"]["release"].startswith("6.1.0-")
     assert summary["kernel"]["release"].endswith("-amd64")
-    assert summary["tests"] and all(t["outcome"] == "passed" for t in summary["tests"])
+    outcomes = {t["id"].rsplit("::", 1)[-1]: t["outcome"] for t in summary["tests"]}
+    assert len(outcomes) == 6, outcomes
+    known = outcomes.pop("test_remove_pinned_devdax[rdma]")
+    assert known == "known_failure", summary["tests"]
+    assert set(outcomes.values()) == {"passed"}, outcomes
+    bug = next(t for t in summary["tests"] if t["outcome"] == "known_failure")
+    assert bug["known_issue"]["title"] == \
+        "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+    md = (results / "summary.md").read_text()
+    assert "Known kernel bugs" in md and "unpin_user_page_range_dirty_lock" in md
     cases = ET.parse(results / "junit.xml").getroot().findall("testcase")
-    odirect = [c for c in cases if "odirect" in c.get("name")]
-    assert odirect and all(c.find("failure") is None and c.find("error") is None
-                           for c in odirect)
+    assert len(cases) == 6 and all(c.find("failure") is None and c.find("error") is None
+                                   for c in cases)
     for name in ("report.html", "summary.md", "console.log"):
         assert (results / name).stat().st_size > 0
     for test in summary["tests"]:
