@@ -68,8 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     progress.set_writer(progress_around_capture)
     config.addinivalue_line("markers", "expect_kernel(*titles): kernel findings this test "
                                        "provokes on purpose (shown, but not a failure)")
-    config.addinivalue_line("markers", "pin_accounting: the FOLL_PIN counters of /proc/vmstat "
-                                       "must be balanced after the test")
+    # Named so that `-k pin` does not select every test carrying it.
+    config.addinivalue_line("markers", "foll_counters_balanced: the FOLL_PIN counters of "
+                                       "/proc/vmstat must be balanced after the test")
     config.pluginmanager.register(RunRecorder(config), "nvh-run-recorder")
 
 
@@ -251,7 +252,7 @@ def pytest_runtest_call(item: pytest.Item):
     frame = item.stash.get(FRAME, None)
     if frame is None:
         return (yield)
-    pins = PinAccounting(frame.guest) if item.get_closest_marker("pin_accounting") else None
+    pins = PinAccounting(frame.guest) if item.get_closest_marker("foll_counters_balanced") else None
     try:
         if pins:
             pins.begin()

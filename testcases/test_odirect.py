@@ -63,7 +63,7 @@ from harness.workload import (
 
 # Whatever O_DIRECT takes on the DAX pages (references on 6.1, FOLL_PIN on newer kernels)
 # must be given back.
-pytestmark = pytest.mark.pin_accounting
+pytestmark = pytest.mark.foll_counters_balanced
 
 TIMEOUT_S = 300
 COLLISION_MS = 1000

@@ -4,8 +4,9 @@
 buffer (one PMD for devdax-2M and the 2 MiB-aligned fsdax files) with one method and checks
 the kernel's answer against testcases/expectations/pin.yaml (source and release range per
 row), that the bytes seen through the pin are the buffer's, and whether the pin was counted
-as FOLL_PIN. Around every test the FOLL_PIN counters must balance (pin_accounting marker,
-conftest.py): a pin the kernel never released fails the test with the numbers.
+as FOLL_PIN. Around every test the FOLL_PIN counters must balance (marker
+foll_counters_balanced, conftest.py): a pin the kernel never released fails the test with
+the numbers.
 
 Methods: vmsplice into a pipe held open (plain references), io_uring fixed buffers and an
 rxe (soft-RoCE) memory region (long-term pins), and the kernel's gup_test (basic, fast and
@@ -26,7 +27,7 @@ from harness import dax, pinning
 from harness.sizes import MiB
 from harness.workload import format_mismatches, parse_output
 
-pytestmark = pytest.mark.pin_accounting
+pytestmark = pytest.mark.foll_counters_balanced
 
 SIZE = 2 * MiB
 TIMEOUT_S = 180

@@ -35,7 +35,7 @@ from harness.workload import (
     run_odirect,
 )
 
-pytestmark = pytest.mark.pin_accounting
+pytestmark = pytest.mark.foll_counters_balanced
 
 SIZE = 2 * MiB
 ACTION_DEADLINE_S = 90      # ndctl under TCG takes seconds; a removal past this is hung
