@@ -135,6 +135,9 @@ class TestFrame:
         self.taint_before = self.guest.taint()
 
     def finish(self, exc: BaseException | None) -> None:
+        if isinstance(exc, (ConnectionError, EOFError)):
+            # SSH went away: a panicking guest drops it a moment before QEMU exits.
+            self.guest.wait_exit(timeout_s=10)
         self.timed_out = isinstance(exc, GuestCommandTimeout)
         if self.timed_out and self.guest.is_alive():
             # What is everybody waiting for? Blocked-task stacks into the log, if the guest

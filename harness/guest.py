@@ -180,6 +180,13 @@ class Guest:
     def is_alive(self) -> bool:
         return self.machine is not None and self.machine.is_running()
 
+    def wait_exit(self, timeout_s: float) -> bool:
+        """True once QEMU has exited (a panic with panic=-1 and -no-reboot ends it)."""
+        end = time.monotonic() + timeout_s
+        while self.is_alive() and time.monotonic() < end:
+            time.sleep(0.2)
+        return not self.is_alive()
+
     def responds(self, timeout_s: float = 30) -> bool:
         """QEMU running is not enough: a kernel with processes stuck in D state may not
         answer. One cheap round trip tells."""

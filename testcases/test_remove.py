@@ -189,7 +189,11 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_
             first = holder.start()
             if holder.pinned is None:
                 if first.get("supported") is False:
-                    pytest.skip(f"{method}: not supported by this kernel ({first.get('error')})")
+                    why = first.get("error") or (first.get("pin") or {}).get("errno")
+                    pytest.skip(f"{method}: not supported by this kernel ({why}; "
+                                "gup_test's PIN_LONGTERM_TEST_START needs >= 6.2)"
+                                if method == "gup_test-hold" else
+                                f"{method}: not supported by this kernel ({why})")
                 mismatches = pinning.check_pin(first, pin_expect.values)
                 assert not mismatches, format_mismatches(mismatches)
                 pytest.skip(f"{method}: this kernel refuses the pin as pin.yaml expects "

@@ -40,3 +40,19 @@ def test_hangs_time_out_and_the_suite_goes_on(tmp_path, no_new_qemu):
     assert "state:D" in text and ("sb_start_write" in text or "percpu_rwsem" in text), \
         text[-3000:]
     assert elapsed < 600
+
+
+def test_a_panic_mid_suite_is_crashed_and_the_suite_goes_on(tmp_path, no_new_qemu):
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "tests/guest_faults/test_crash.py", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    summary = json.loads((results / "summary.json").read_text())
+    tests = {t["id"].rsplit("::", 1)[-1]: t for t in summary["tests"]}
+    assert tests["test_1_kernel_panics"]["outcome"] == "crashed", proc.stdout[-3000:]
+    assert tests["test_2_next_test_runs_on_a_fresh_guest"]["outcome"] == "passed"
+    crash = tests["test_1_kernel_panics"]
+    assert crash["message"].startswith("kernel crashed: panic: ")
+    titles = [f["title"] for f in crash["kernel_findings"]]
+    assert any(t.startswith("panic: ") for t in titles), titles
+    assert proc.returncode == 1
