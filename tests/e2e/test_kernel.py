@@ -13,6 +13,7 @@ DATA = ROOT / "tests" / "data"
 NVH = [sys.executable, "-m", "harness.cli"]
 DEMO_PATCH = DATA / "patches" / "0001-pmem-probe-marker.patch"
 DEMO_MARKER = "nvdimm-harness-demo: pmem probe"
+WARN_PATCH = DATA / "patches" / "0002-fsdax-warn-on-magic-offset.patch"
 # A few cells of the O_DIRECT matrix: enough to prove the kernel runs the suite.
 ODIRECT_SMOKE = "fsdax-ext4-mem-write-untouched-4K or fsdax-ext4-mem-read-untouched-4K"
 
@@ -115,3 +116,21 @@ def test_modular_kernel_with_modules_passes_odirect(kernel_tree, tmp_path):
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["kernel"]["source"] == "image"
     assert summary["tests"] and all(t["outcome"] == "passed" for t in summary["tests"])
+
+
+@pytest.mark.slow
+def test_provoked_warn_fails_the_test_that_provoked_it(kernel_tree, tmp_path):
+    results = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           "tests/guest_faults/test_warn.py", "--kernel-tree", str(kernel_tree),
+                           "--patches", str(WARN_PATCH), "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    summary = json.loads((results / "summary.json").read_text())
+    tests = {t["id"].rsplit("::", 1)[-1]: t for t in summary["tests"]}
+    provoked = tests["test_1_dax_write_at_the_magic_offset"]
+    assert provoked["outcome"] == "failed", proc.stdout[-3000:]
+    assert [(f["kind"], f["title"]) for f in provoked["kernel_findings"]] == \
+        [("warning", "WARNING in dax_iomap_rw")]
+    assert tests["test_2_next_test_is_clean"]["outcome"] == "passed", proc.stdout[-3000:]
+    assert summary["run_findings"] == []
+    assert proc.returncode == 1
