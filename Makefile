@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVH    := $(BIN)/nvdimm-harness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-unit test-e2e test-fast lint image kernel bench clean
+.PHONY: setup run test test-unit test-e2e test-fast lint image kernel ab bench clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,32 @@ image: setup
 kernel: setup
 	$(NVH) kernel build --tree $(TREE) $(foreach p,$(PATCHES),--patches $(p)) \
 		$(foreach c,$(CONFIG),--config $(c)) $(ARGS)
+
+## Before sending a series: the suite on TREE without and with PATCHES, then what changed.
+## make ab TREE=~/linux PATCHES="0001-a.patch 0002-b.patch" [BASE=results/ab-base] [K=pin]
+## BASE reuses an earlier baseline run instead of running one. Exit 1 when anything regressed.
+AB_BASE := $(or $(BASE),results/ab-base)
+ifneq ($(filter ab,$(MAKECMDGOALS)),)
+ifeq ($(strip $(TREE)),)
+$(error make ab: TREE=<kernel tree> is required, e.g. make ab TREE=~/linux PATCHES="x.patch")
+endif
+endif
+
+ab: setup
+	@if [ -n "$(BASE)" ] && [ ! -f "$(BASE)/summary.json" ]; then \
+		echo "make ab: BASE=$(BASE): no summary.json (not a results directory)" >&2; exit 2; fi
+	@if [ "$(AB_BASE)" -ef results/ab-patched ]; then \
+		echo "make ab: BASE must not be results/ab-patched (it is rewritten)" >&2; exit 2; fi
+	$(if $(BASE),,rm -rf results/ab-base)
+	$(if $(BASE),,$(NVH) run --kernel-tree $(TREE) $(AB_RUN_ARGS) --results results/ab-base \
+		|| [ $$? -eq 1 ])
+	rm -rf results/ab-patched
+	$(NVH) run --kernel-tree $(TREE) $(foreach p,$(PATCHES),--patches $(p)) $(AB_RUN_ARGS) \
+		--results results/ab-patched || [ $$? -eq 1 ]
+	$(NVH) compare $(AB_BASE) results/ab-patched --html results/ab.html
+
+# Both runs get the same options; a run whose tests fail (exit 1) still gets compared.
+AB_RUN_ARGS = $(foreach c,$(CONFIG),--config $(c)) $(if $(K),-k '$(K)') $(ARGS)
 
 ## Figures for the README: image build, boot-to-SSH, suite time.
 bench: setup

@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("logfile")
     scan.add_argument("--json", action="store_true")
 
+    compare = sub.add_parser("compare", help="what changed between two runs "
+                                             "(baseline vs patched)")
+    compare.add_argument("baseline", metavar="BASELINE", help="results directory of the "
+                                                              "baseline run")
+    compare.add_argument("patched", metavar="PATCHED", help="results directory of the "
+                                                            "patched run")
+    compare.add_argument("--html", metavar="FILE", help="also write the comparison as a "
+                                                        "self-contained HTML page")
+
     report = sub.add_parser("report", help="rewrite report.html and summary.md from summary.json")
     report.add_argument("results_dir")
 
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
     handler = {
         "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
-        "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "report": cmd_report,
+        "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "compare": cmd_compare,
+        "report": cmd_report,
         "doctor": cmd_doctor,
     }[args.command]
     try:
@@ -339,6 +349,26 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not findings:
             print(f"{path}: no kernel problems found")
     return 1 if findings else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_dirs, markdown, report_html
+
+    comp = compare_dirs(Path(args.baseline), Path(args.patched))
+    if args.html:
+        out = Path(args.html)
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        try:
+            tmp.write_text(report_html(comp))
+            os.replace(tmp, out)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UsageError(f"--html: {out}: {e.strerror}") from None
+    print(markdown(comp), end="")
+    if args.html:
+        # stderr: stdout stays pure markdown for a cover letter or a CI comment.
+        print(f"html: {args.html}", file=sys.stderr)
+    return comp.exit_code()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
