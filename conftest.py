@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, known_failures, progress
+from harness import kmsg, known_failures, progress, symbolize
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
@@ -122,6 +122,7 @@ class TestFrame:
         self.end = f"end {item.nodeid}"
         self.findings: list[kmsg.Finding] = []
         self.expected_findings: list[kmsg.Finding] = []
+        self.locations: dict[int, str] = {}  # finding line -> file:line
         self.crashed = ""
         self.timed_out = False
         self.taint_before: int | None = None
@@ -135,8 +136,8 @@ class TestFrame:
         self.taint_before = self.guest.taint()
 
     def finish(self, exc: BaseException | None) -> None:
-        if isinstance(exc, (ConnectionError, EOFError)):
-            # SSH went away: a panicking guest drops it a moment before QEMU exits.
+        if isinstance(exc, (ConnectionError, EOFError)) or self.guest.panic_event():
+            # A panicking guest drops SSH and finishes printing the panic before QEMU exits.
             self.guest.wait_exit(timeout_s=10)
         self.timed_out = isinstance(exc, GuestCommandTimeout)
         if self.timed_out and self.guest.is_alive():
@@ -157,15 +158,47 @@ class TestFrame:
         expected_titles = [t for m in self.item.iter_markers("expect_kernel") for t in m.args]
         unexpected, expected = kmsg.split_expected(kmsg.scan_kernel_log(log), expected_titles)
         self.findings, self.expected_findings = unexpected, expected
-        if not self.guest.is_alive():
+        self._locate_findings()
+        panic_event = self.guest.panic_event()
+        if not self.guest.is_alive() or panic_event:
             panic = next((f for f in unexpected if f.kind == "panic"), None)
-            self.crashed = panic.title if panic else "the guest died (QEMU exited)"
+            if panic:
+                self.crashed = panic.title
+            elif panic_event:
+                self.crashed = "kernel panic (no panic text on the console)"
+            else:
+                self.crashed = "the guest died (QEMU exited)"
+            if panic_event:
+                self.crashed += " [QMP: GUEST_PANICKED]"
+            self.guest.stop()
             self.guest_stopped = True
         elif self.timed_out or self.taint_changed:
             # A wedged guest, or one an oops left tainted (processes in D state, leaked
             # references), would poison every later test: the next one boots a fresh guest.
             self.guest.stop()
             self.guest_stopped = True
+
+    def _locate_findings(self) -> None:
+        """With a vmlinux that has DWARF (own builds with --config debuginfo): each finding's
+        file:line in summary.json and its symbolized call trace in findings.txt."""
+        kernel = self.guest.config.kernel
+        symbolizer = symbolize.for_kernel(kernel.vmlinux, kernel.modules_dir, kernel.source_root)
+        every = [*self.findings, *self.expected_findings]
+        if symbolizer is None or not every:
+            return
+        reports = []
+        for f in every:
+            loc = symbolize.finding_location(symbolizer, f.title, f.text)
+            if loc:
+                self.locations[f.line] = str(loc)
+            reports.append(f"{f.kind}: {f.title}" + (f" ({loc})" if loc else "") + "\n"
+                           + symbolizer.annotate(f.text))
+        self.artifacts.attach("findings.txt", "\n\n".join(reports) + "\n")
+
+    def findings_json(self) -> list[dict]:
+        return [{**f.to_json(), **({"location": self.locations[f.line]}
+                                   if f.line in self.locations else {})}
+                for f in self.findings]
 
     @property
     def taint_changed(self) -> bool:
@@ -337,7 +370,7 @@ class RunRecorder:
             self.records[item.nodeid] = TestRecord(
                 id=item.nodeid, outcome=outcome, duration_s=round(report.duration, 3),
                 message=message,
-                kernel_findings=[f.to_json() for f in frame.findings] if frame else [],
+                kernel_findings=frame.findings_json() if frame else [],
                 artifacts=list(art.files), expected=art.expected, observed=art.observed,
                 trace_counts=dict(art.trace_counts),
                 known_issue=verdict.entry.to_json() if verdict else None,

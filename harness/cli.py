@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import progress
+from . import progress, symbolize
 from .accel import AccelChoice, choose_accel
 from .errors import (
     EXIT_INFRA,
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="find crashes and warnings in a kernel console log")
     scan.add_argument("logfile")
     scan.add_argument("--json", action="store_true")
+    scan.add_argument("--vmlinux", metavar="FILE", help="the log's vmlinux, with DWARF "
+                      "(--config debuginfo): call traces get file:line")
+    scan.add_argument("--modules", metavar="DIR", help="where the log's .ko files are "
+                      "(with --vmlinux)")
 
     compare = sub.add_parser("compare", help="what changed between two runs "
                                              "(baseline vs patched)")
@@ -341,14 +345,42 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror}") from None
     findings = kmsg.scan_kernel_log(text)
+    symbolizer = _scan_symbolizer(args)
+    records = []
+    for f in findings:
+        record = f.to_json()
+        if symbolizer:
+            loc = symbolize.finding_location(symbolizer, f.title, f.text)
+            record["location"] = str(loc) if loc else None
+        records.append(record)
     if args.json:
-        print(json.dumps({"findings": [f.to_json() for f in findings]}, indent=2))
+        print(json.dumps({"findings": records}, indent=2))
     else:
-        for f in findings:
-            print(f"{path}:{f.line}: {f.kind}: {f.title}")
+        for f, record in zip(findings, records, strict=True):
+            where = f" ({record['location']})" if record.get("location") else ""
+            print(f"{path}:{f.line}: {f.kind}: {f.title}{where}")
+            if symbolizer:
+                print("    " + symbolizer.annotate(f.text).rstrip().replace("\n", "\n    "))
         if not findings:
             print(f"{path}: no kernel problems found")
     return 1 if findings else 0
+
+
+def _scan_symbolizer(args: argparse.Namespace):
+    if not args.vmlinux:
+        if args.modules:
+            raise UsageError("scan: --modules needs --vmlinux")
+        return None
+    vmlinux = Path(args.vmlinux)
+    if not vmlinux.is_file():
+        raise UsageError(f"--vmlinux: {vmlinux}: no such file")
+    if args.modules and not Path(args.modules).is_dir():
+        raise UsageError(f"--modules: {args.modules}: no such directory")
+    symbolizer = symbolize.for_kernel(vmlinux, Path(args.modules) if args.modules else None)
+    if symbolizer is None:
+        raise UsageError(f"--vmlinux: {vmlinux}: no DWARF line tables (build with "
+                         "--config debuginfo) or binutils missing")
+    return symbolizer
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -49,6 +49,11 @@ class KernelChoice:
     modules_image: Path | None = None  # read-only disk the guest mounts at /lib/modules
     patches: tuple[str, ...] = ()
     config_hash: str | None = None
+    # For call traces -> file:line (harness/symbolize.py): the ELF with symbols, the modules'
+    # .ko files and the source path recorded in their DWARF.
+    vmlinux: Path | None = None
+    modules_dir: Path | None = None
+    source_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Guest:
         self.boot_s: float | None = None
         self.kernel_release: str | None = None
         self._console_offset = 0
+        self._panic_event: dict | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Guest:
@@ -90,6 +96,7 @@ class Guest:
 
     def start(self) -> None:
         self.boots += 1
+        self._panic_event = None
         self.files = GuestFiles(Path(tempfile.mkdtemp(prefix="nvh-guest-")))
         self._create_disks()
         start = time.monotonic()
@@ -186,6 +193,17 @@ class Guest:
         while self.is_alive() and time.monotonic() < end:
             time.sleep(0.2)
         return not self.is_alive()
+
+    def panic_event(self) -> dict | None:
+        """pvpanic's GUEST_PANICKED QMP event of this boot, if the kernel reported a panic.
+        QMP says so even when the console lost the panic text; the event stays readable
+        from the socket after QEMU has exited."""
+        if self._panic_event is None and self.machine is not None:
+            for event in self.machine.events():
+                if event.get("event") == "GUEST_PANICKED":
+                    self._panic_event = event
+                    break
+        return self._panic_event
 
     def responds(self, timeout_s: float = 30) -> bool:
         """QEMU running is not enough: a kernel with processes stuck in D state may not

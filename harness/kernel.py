@@ -71,6 +71,14 @@ class BuiltKernel:
     def boot_image(self) -> Path:
         return self.vmlinux or self.bzimage
 
+    @property
+    def source_dir(self) -> str | None:
+        """The patched source copy the build compiled (paths in its DWARF start here)."""
+        if self.manifest.get("source_dir"):
+            return self.manifest["source_dir"]
+        build = self.manifest.get("build_dir")  # entries from before source_dir was recorded
+        return str(Path(build).parent.parent / "kernel-src" / Path(build).name) if build else None
+
 
 def _git(tree: Path, *args: str) -> str:
     proc = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True)
@@ -368,7 +376,8 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
     manifest.update({"release": release, "patches": subjects,
                      "series": [p.spec for p in parsed], "build_s": round(time.monotonic()
                                                                             - started, 1),
-                     "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_dir": str(build)})
+                     "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_dir": str(build),
+                     "source_dir": str(src)})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -85,17 +85,30 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
                                         f"({built.manifest['tree_identity']}), cache "
                                         f"{built.directory}",
                             modules_image=built.modules_image, patches=built.patches,
-                            config_hash=built.config_hash)
+                            config_hash=built.config_hash, vmlinux=built.vmlinux,
+                            modules_dir=built.directory / "modules",
+                            source_root=built.source_dir)
     if options.kernel:
         from .kernel import modules_image_for
 
         path = Path(options.kernel).resolve()
         modules = modules_image_for(Path(options.modules)) if options.modules else None
         return KernelChoice(kernel=path, initrd=None, source="image",
-                            description=f"bzImage {path}", modules_image=modules)
+                            description=f"bzImage {path}", modules_image=modules,
+                            vmlinux=vmlinux_beside(path),
+                            modules_dir=Path(options.modules) if options.modules else None)
     return KernelChoice(kernel=image.pvh_kernel or image.kernel, initrd=image.initrd,
                         source="distro",
                         description=f"{image.manifest.get('recipe')} stock kernel")
+
+
+def vmlinux_beside(kernel: Path) -> Path | None:
+    """The vmlinux of a --kernel from a build tree: the file itself when it is one, else
+    TREE/vmlinux for TREE/arch/x86/boot/bzImage."""
+    if kernel.name != "bzImage":
+        return kernel
+    tree_vmlinux = kernel.parents[3] / "vmlinux" if len(kernel.parents) > 3 else None
+    return tree_vmlinux if tree_vmlinux and tree_vmlinux.is_file() else None
 
 
 def prepare(options: GuestOptions) -> GuestConfig:

@@ -104,9 +104,11 @@ def build_argv(
         argv += ["-drive", f"file={extra},if=virtio,format=raw,readonly=on"]
     argv += ["-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
              "-device", "virtio-net-pci,netdev=net0"]
-    # pvpanic turns a guest panic into a GUEST_PANICKED QMP event; with panic=-1 and
-    # -no-reboot QEMU then exits instead of rebooting into the same bug.
-    argv += ["-device", "pvpanic"]
+    # pvpanic turns a guest panic into a GUEST_PANICKED QMP event. panic=none: QEMU only
+    # reports it and lets the kernel finish its panic path (flush the console, then reboot,
+    # which -no-reboot turns into an exit); QEMU's default would exit at the notifier and
+    # could cut the last lines of the panic text.
+    argv += ["-device", "pvpanic", "-action", "panic=none"]
     argv += ["-chardev", f"socket,id=con0,path={files.workdir / 'console.sock'},server=on,"
                          f"wait=off,logfile={files.console_log},logappend=on",
              "-serial", "chardev:con0"]

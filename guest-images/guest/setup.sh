@@ -28,6 +28,9 @@ hostname nvh-guest
 # background while sshd starts (signed-module loading is slow under TCG); the harness waits
 # for /run/nvh-ready after logging in.
 (
+	# pvpanic: a panic also reaches the harness as QMP's GUEST_PANICKED (built in on
+	# the harness's own kernels, a module on Debian's).
+	modprobe -q pvpanic_mmio
 	modprobe -qa nfit nd_pmem nd_btt dax_pmem device_dax
 	echo "nvh: nvdimm stack loaded" > /dev/kmsg
 	touch /run/nvh-ready

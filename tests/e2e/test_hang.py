@@ -53,6 +53,8 @@ def test_a_panic_mid_suite_is_crashed_and_the_suite_goes_on(tmp_path, no_new_qem
     assert tests["test_2_next_test_runs_on_a_fresh_guest"]["outcome"] == "passed"
     crash = tests["test_1_kernel_panics"]
     assert crash["message"].startswith("kernel crashed: panic: ")
+    # pvpanic reached QMP too (setup.sh loads the driver, QEMU runs with -action panic=none).
+    assert "[QMP: GUEST_PANICKED]" in crash["message"], crash["message"]
     titles = [f["title"] for f in crash["kernel_findings"]]
     assert any(t.startswith("panic: ") for t in titles), titles
     assert proc.returncode == 1

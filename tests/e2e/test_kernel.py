@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,8 @@ def test_provoked_warn_fails_the_test_that_provoked_it(kernel_tree, tmp_path):
     results = tmp_path / "r"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "tests/guest_faults/test_warn.py", "--kernel-tree", str(kernel_tree),
-                           "--patches", str(WARN_PATCH), "--results", str(results)],
+                           "--patches", str(WARN_PATCH), "--config", "debuginfo",
+                           "--results", str(results)],
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     summary = json.loads((results / "summary.json").read_text())
     tests = {t["id"].rsplit("::", 1)[-1]: t for t in summary["tests"]}
@@ -131,6 +133,28 @@ def test_provoked_warn_fails_the_test_that_provoked_it(kernel_tree, tmp_path):
     assert provoked["outcome"] == "failed", proc.stdout[-3000:]
     assert [(f["kind"], f["title"]) for f in provoked["kernel_findings"]] == \
         [("warning", "WARNING in dax_iomap_rw")]
+    # --config debuginfo: the finding points at the patch's WARN_ON_ONCE in fs/dax.c and
+    # the call trace is symbolized in findings.txt.
+    assert re.fullmatch(r"fs/dax\.c:\d+", provoked["kernel_findings"][0]["location"])
+    line = int(provoked["kernel_findings"][0]["location"].split(":")[1])
+    assert "0x4e564800" in _patched_line(kernel_tree, results, line)
+    trace = (results / _artifact(provoked, "findings.txt")).read_text()
+    assert re.search(r"dax_iomap_rw\+0x[0-9a-f]+/0x[0-9a-f]+ \(fs/dax\.c:\d+\)", trace), trace
+    assert re.search(r"ext4_file_\w+\+0x[0-9a-f]+/0x[0-9a-f]+ \(fs/ext4/file\.c:\d+\)", trace), \
+        trace
     assert tests["test_2_next_test_is_clean"]["outcome"] == "passed", proc.stdout[-3000:]
     assert summary["run_findings"] == []
     assert proc.returncode == 1
+
+
+def _artifact(record: dict, name: str) -> str:
+    return next(a for a in record["artifacts"] if a.endswith("/" + name))
+
+
+def _patched_line(tree: Path, results: Path, line: int) -> str:
+    """Line `line` of fs/dax.c as the build compiled it (the tree plus the WARN patch)."""
+    summary = json.loads((results / "summary.json").read_text())
+    desc = summary["kernel"]["description"]  # "... cache <entry>"
+    entry = Path(desc.rsplit("cache ", 1)[1])
+    source = Path(json.loads((entry / "manifest.json").read_text())["source_dir"])
+    return (source / "fs" / "dax.c").read_text().splitlines()[line - 1]
