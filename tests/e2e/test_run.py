@@ -46,7 +46,7 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
         "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
     md = (results / "summary.md").read_text()
     assert "Known kernel bugs" in md and "unpin_user_page_range_dirty_lock" in md
-    cases = ET.parse(results / "junit.xml").getroot().findall("testcase")
+    cases = list(ET.parse(results / "junit.xml").getroot().iter("testcase"))
     assert len(cases) == 6 and all(c.find("failure") is None and c.find("error") is None
                                    for c in cases)
     for name in ("report.html", "summary.md", "console.log"):
