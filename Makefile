@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVH    := $(BIN)/nvdimm-harness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-unit test-e2e test-fast lint image kernel ab bench clean
+.PHONY: setup browser run test test-unit test-e2e test-fast lint image kernel ab bench avocado clean
 
 setup: $(STAMP)
 
@@ -22,18 +22,24 @@ run: setup
 	$(NVH) run $(ARGS)
 
 ## Unit tests (seconds) and end-to-end tests (boot real guests).
-test: setup
+test: setup browser
 	$(BIN)/pytest -q tests/unit
 	$(BIN)/pytest -v tests/e2e
+
+# tests/e2e/test_report_browser.py renders report.html in a real headless browser; only the
+# tests need one (Ubuntu CI images ship chromium or google-chrome, Debian gets its package).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		command -v google-chrome >/dev/null || ./tools/install-host-deps.sh chromium
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit
 
-test-e2e: setup
+test-e2e: setup browser
 	$(BIN)/pytest -v tests/e2e
 
 ## Everything but the kernel build (~10 min on 2 cores the first time, cached after).
-test-fast: setup
+test-fast: setup browser
 	$(BIN)/pytest -q tests/unit
 	$(BIN)/pytest -v -m "not slow" tests/e2e
 
@@ -77,6 +83,22 @@ AB_RUN_ARGS = $(foreach c,$(CONFIG),--config $(c)) $(if $(K),-k '$(K)') $(ARGS)
 ## Figures for the README: image build, boot-to-SSH, suite time.
 bench: setup
 	$(BIN)/python -m harness.bench $(ARGS)
+
+## The suite under avocado: one avocado test, and one guest boot, per pytest test.
+## make avocado [K=expr] [JOBS=1] [ARGS="--kernel ... --accel tcg"]   (see README)
+## Results: results/avocado/latest/ (results.xml, results.json, results.html, test-results/).
+avocado: setup
+	$(BIN)/python testcases/avocado/runnables.py $(if $(K),-k '$(K)') $(ARGS) \
+		--out results/avocado/suite.json
+	$(BIN)/avocado run --max-parallel-tasks $(or $(JOBS),1) \
+		--job-results-dir results/avocado results/avocado/suite.json
+
+## Stability: the suite SOAK_N times in a row (default 5); is every verdict the same, and
+## is anything left (QEMU processes, files under /tmp)? make soak [SOAK_N=5] [ARGS='-k pin']
+SOAK_N ?= 5
+.PHONY: soak
+soak: setup
+	$(BIN)/python tools/soak.py -n $(SOAK_N) -- $(ARGS)
 
 clean:
 	rm -rf $(VENV) results

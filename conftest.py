@@ -7,8 +7,10 @@ tests/ (the harness's own unit and end-to-end tests) never touch the guest fixtu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, known_failures, progress, symbolize
+from harness import kmsg, known_failures, merge, progress, symbolize
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
@@ -25,6 +27,7 @@ from harness.pinning import pin_leak_message, vmstat_pins
 from harness.prepare import GuestOptions, prepare
 from harness.qemu import qemu_version
 from harness.results import RunSummary, TestRecord, new_run_id, result_dir_name, write_reports
+from harness.shard import Shard, parse_shard
 from harness.ssh import GuestCommandTimeout
 
 ROOT = Path(__file__).resolve().parent
@@ -47,6 +50,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--kernel-tree", help="build this kernel tree (with --patches/--config), boot it")
     g.addoption("--patches", action="append", default=[], help="patch series (repeatable)")
     g.addoption("--config", action="append", default=[], help="config fragment (repeatable)")
+    g.addoption("--shard", metavar="K/N", help="run only shard K of N of the selected guest "
+                                               "tests (round-robin; for CI matrices)")
+
+
+SHARD = pytest.StashKey[Shard]()
 
 
 def _interrupt_on_sigterm(signum, frame):
@@ -55,15 +63,50 @@ def _interrupt_on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _xdist_worker(config: pytest.Config) -> str | None:
+    """The xdist worker id ("gw0") when this process is one, else None."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
+def _interrupt_controller_on_sigterm(signum, frame):
+    # The xdist controller's workers are its children but not in the signal's path (the CLI
+    # signals only its child): pass it on, so that each stops its guest and writes results.
+    for pid in _child_pids():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+    _interrupt_on_sigterm(signum, frame)
+
+
+def _child_pids() -> list[int]:
+    me = str(os.getpid())
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            # Field 4 is the parent pid; the command name (field 2) may contain spaces.
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    worker = _xdist_worker(config)
+    controller = not worker and bool(getattr(config.option, "numprocesses", None))
+    signal.signal(signal.SIGTERM, _interrupt_controller_on_sigterm if controller
+                  else _interrupt_on_sigterm)
+    if config.getoption("--shard") is not None:
+        try:
+            config.stash[SHARD] = parse_shard(config.getoption("--shard"))
+        except UsageError as e:
+            pytest.exit(f"nvdimm-harness: {e}", returncode=2)
     capture = config.pluginmanager.getplugin("capturemanager")
+    # With --jobs, say which worker's guest is talking.
+    prefix = f"[{worker}] " if worker else ""
 
     def progress_around_capture(line: str) -> None:
         # A developer waiting for an image build or a TCG boot needs to see it move, and
         # pytest captures fd 2 inside fixtures.
         with capture.global_and_fixture_disabled():
-            print(line, file=sys.stderr, flush=True)
+            print(prefix + line, file=sys.stderr, flush=True)
 
     progress.set_writer(progress_around_capture)
     config.addinivalue_line("markers", "expect_kernel(*titles): kernel findings this test "
@@ -77,6 +120,33 @@ def pytest_configure(config: pytest.Config) -> None:
 def _is_guest_test(item: pytest.Item) -> bool:
     parents = Path(item.path).parents
     return TESTCASES in parents or GUEST_FAULTS in parents
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard K/N: keep every Nth guest test of what -k/-m left (trylast: after them)."""
+    shard = config.stash.get(SHARD, None)
+    if shard is None:
+        return
+    _mine, others = shard.split([it for it in items if _is_guest_test(it)])
+    if others:
+        dropped = set(others)
+        items[:] = [it for it in items if it not in dropped]
+        config.hook.pytest_deselected(items=others)
+
+
+def _stop_run(config: pytest.Config, session: pytest.Session, message: str, returncode: int,
+              in_test: bool = True) -> None:
+    """pytest.exit(), except on an xdist worker, where pytest.exit() during a test is an
+    INTERNALERROR in the controller (xdist 3.8): there the current test fails with the
+    message, the worker stops after it and hands the exit code to the controller
+    (RunRecorder.pytest_testnodedown)."""
+    if not _xdist_worker(config):
+        pytest.exit(message, returncode=returncode)
+    config.workeroutput.setdefault("nvh_exit", [returncode, message])
+    session.shouldstop = message
+    if in_test:
+        pytest.fail(message, pytrace=False)
 
 
 class TestArtifacts:
@@ -93,9 +163,16 @@ class TestArtifacts:
         self.trace_counts: dict[str, int] = {}
 
     def attach(self, name: str, text: str) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / name
-        path.write_text(text)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as e:
+            # A full results disk: the test's verdict still counts; writing the reports at
+            # the end says the results are incomplete (exit 3), in one line.
+            path.unlink(missing_ok=True)
+            progress.say(f"cannot write {path}: {e.strerror or e}")
+            return path
         rel = f"{self.relative}/{name}"
         if rel not in self.files:
             self.files.append(rel)
@@ -130,6 +207,9 @@ class TestFrame:
         # Set when the frame stopped a wedged, tainted or dead guest: the test's fixture
         # teardown then has no guest to talk to, and that is not the test's error.
         self.guest_stopped = False
+        # Set when QEMU was killed from outside during the test (not the guest kernel's
+        # doing): the test is `error`, not `crashed`.
+        self.qemu_killed = ""
 
     def start(self) -> None:
         self.guest.mark(self.begin)
@@ -166,6 +246,11 @@ class TestFrame:
                 self.crashed = panic.title
             elif panic_event:
                 self.crashed = "kernel panic (no panic text on the console)"
+            elif self.guest.killed_by():
+                sig = self.guest.killed_by()
+                self.qemu_killed = (f"QEMU was killed by signal {sig} "
+                                    f"({signal.Signals(sig).name}) during the test; "
+                                    "the next test gets a fresh guest")
             else:
                 self.crashed = "the guest died (QEMU exited)"
             if panic_event:
@@ -224,10 +309,10 @@ def guest_config(request: pytest.FixtureRequest):
     try:
         config = prepare(options)
     except UsageError as e:
-        pytest.exit(f"nvdimm-harness: {e}", returncode=2)
+        _stop_run(request.config, request.session, f"nvdimm-harness: {e}", 2)
     except HarnessError as e:
         recorder.infra_error = str(e)
-        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+        _stop_run(request.config, request.session, f"nvdimm-harness: {e}", 3)
     recorder.guest_config = config
     return config
 
@@ -241,10 +326,10 @@ def guest(request: pytest.FixtureRequest, guest_config):
         g.start()
     except BootError as e:
         recorder.infra_error = f"{e}\n--- console tail ---\n{e.console_tail}"
-        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+        _stop_run(request.config, request.session, f"nvdimm-harness: {e}", 3)
     except HarnessError as e:
         recorder.infra_error = str(e)
-        pytest.exit(f"nvdimm-harness: {e}", returncode=3)
+        _stop_run(request.config, request.session, f"nvdimm-harness: {e}", 3)
     yield g
     g.stop()
 
@@ -264,7 +349,8 @@ def _guest_test_frame(request: pytest.FixtureRequest):
         except BootError as e:
             recorder: RunRecorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
             recorder.infra_error = f"guest restart failed: {e}\n{e.console_tail}"
-            pytest.exit(f"nvdimm-harness: guest restart failed: {e}", returncode=3)
+            _stop_run(request.config, request.session,
+                      f"nvdimm-harness: guest restart failed: {e}", 3)
     recorder = request.config.pluginmanager.get_plugin("nvh-run-recorder")
     frame = TestFrame(item, g, recorder.artifacts_for(item))
     item.stash[FRAME] = frame
@@ -323,7 +409,12 @@ class PinAccounting:
 
 
 class RunRecorder:
-    """Collects one TestRecord per guest test and writes the results directory at the end."""
+    """Collects one TestRecord per guest test and writes the results directory at the end.
+
+    With pytest-xdist (`--jobs N`, `-n N`) every worker boots its own guest and writes a
+    complete results directory of its own to RESULTS/workers/<worker id>/; the controller,
+    which runs no test, merges them into RESULTS (harness/merge.py) and removes workers/.
+    """
 
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -332,6 +423,14 @@ class RunRecorder:
         self.started = time.monotonic()
         results = config.getoption("--results")
         self.results_dir = Path(results) if results else ROOT / "results" / self.run_id
+        self.worker = _xdist_worker(config)
+        workerinput = getattr(config, "workerinput", {})
+        if self.worker and "nvh_results" in workerinput:
+            # The controller's run id and directory (a worker would make up its own).
+            self.run_id = f"{workerinput['nvh_run_id']}-{self.worker}"
+            self.results_dir = Path(workerinput["nvh_results"]) / "workers" / self.worker
+        # (exit code, message) a worker stopped the run with (_stop_run).
+        self.worker_exit: tuple[int, str] | None = None
         self.records: dict[str, TestRecord] = {}
         self.artifacts: dict[str, TestArtifacts] = {}
         self.guest: Guest | None = None
@@ -387,12 +486,33 @@ class RunRecorder:
             try:
                 self.known = known_failures.load(KNOWN_FAILURES)
             except known_failures.KnownFailuresError as e:
-                pytest.exit(f"nvdimm-harness: {e}", returncode=2)
+                _stop_run(self.config, item.session, f"nvdimm-harness: {e}", 2, in_test=False)
+                return None
         release = self.guest.kernel_release if self.guest else None
         return self.known.judge(item.nodeid, release, outcome == "passed",
                                 [f.title for f in frame.findings])
 
+    # -- pytest-xdist controller ----------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["nvh_results"] = str(self.results_dir.resolve())
+        node.workerinput["nvh_run_id"] = self.run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        stop = getattr(node, "workeroutput", {}).get("nvh_exit")
+        if stop and self.worker_exit is None:
+            self.worker_exit = (int(stop[0]), str(stop[1]))
+
+    def _is_xdist_controller(self) -> bool:
+        return self.config.pluginmanager.has_plugin("dsession")
+
+    # trylast: on the xdist controller, after xdist has shut its workers down.
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._is_xdist_controller():
+            self._merge_workers(session, exitstatus)
+            return
         if not (self.any_guest_tests or self.infra_error or self.guest_config):
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED and not self.infra_error:
@@ -400,9 +520,64 @@ class RunRecorder:
         for nodeid, record in self.records.items():
             record.artifacts = list(self.artifacts[nodeid].files) if nodeid in self.artifacts \
                 else record.artifacts
-        write_reports(self.summary(), self.results_dir)
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        try:
+            write_reports(self.summary(), self.results_dir)
+        except OSError as e:
+            # Disk full, directory gone: one clear line and exit 3, not an INTERNALERROR.
+            session.exitstatus = 3
+            if tr:
+                tr.write_line(f"nvdimm-harness: cannot write the results to "
+                              f"{self.results_dir}: {e.strerror or e}")
+            return
+        if tr and not self.worker:  # the controller says it once for all workers
+            tr.write_line(f"nvdimm-harness: results in {self.results_dir}")
+
+    def _merge_workers(self, session: pytest.Session, exitstatus: int) -> None:
+        workers = self.results_dir / "workers"
+        dirs = sorted(d for d in workers.iterdir() if d.is_dir()) if workers.is_dir() else []
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.worker_exit:
+            session.exitstatus = self.worker_exit[0]
+            if tr:
+                tr.write_line(self.worker_exit[1])
+        if not dirs:
+            return  # no worker ran a guest test
+        sources = []
+        for d in dirs:
+            if (d / "summary.json").is_file():
+                sources.append(merge.load_source(d, d.name))
+            else:
+                # Killed or crashed before sessionfinish: keep its console and say so.
+                sources.append(merge.Source(d.name, d, RunSummary(
+                    run_id=f"{self.run_id}-{d.name}", started="",
+                    infra_error=f"xdist worker {d.name} ended without writing its results "
+                                "(crashed or killed)")))
+        try:
+            run, warnings = merge.merge_dirs(sources, self.results_dir, self.run_id, move=True,
+                                             kind="jobs")
+            # The controller's clock: worker start-up included, as a user waited for it.
+            run.duration_s = round(time.monotonic() - self.started, 1)
+            run.started = self.started_wall
+            if exitstatus == pytest.ExitCode.INTERRUPTED and not run.infra_error \
+                    and not self.worker_exit:
+                run.infra_error = "run interrupted (Ctrl-C or SIGTERM); results are partial"
+            write_reports(run, self.results_dir)
+        except (UsageError, OSError) as e:
+            # The workers' directories stay for a look; one line and exit 3.
+            session.exitstatus = 3
+            if tr:
+                tr.write_line(f"nvdimm-harness: cannot merge the workers' results in "
+                              f"{workers}: {getattr(e, 'strerror', None) or e}")
+            return
+        # Everything in it was moved or copied into the run directory.
+        shutil.rmtree(workers, ignore_errors=True)
+        if run.infra_error and not self.worker_exit \
+                and exitstatus != pytest.ExitCode.INTERRUPTED:
+            session.exitstatus = 3  # as a single-guest run exits on an infrastructure error
         if tr:
+            for w in warnings:
+                tr.write_line(f"nvdimm-harness: warning: {w}")
             tr.write_line(f"nvdimm-harness: results in {self.results_dir}")
 
     def summary(self) -> RunSummary:
@@ -415,6 +590,8 @@ class RunRecorder:
                   "kernel": platform.release(), "python": platform.python_version()},
             tests=list(self.records.values()), infra_error=self.infra_error,
         )
+        shard = self.config.stash.get(SHARD, None)
+        run.shard = str(shard) if shard else ""
         if cfg is not None:
             run.qemu = {"version": qemu_version(), "accel": cfg.accel.accel,
                         "accel_reason": cfg.accel.reason}
@@ -471,6 +648,8 @@ def _classify(report: pytest.TestReport, call: pytest.CallInfo, frame: TestFrame
             return "skipped"
         if report.passed:
             return "passed"
+        if frame and frame.qemu_killed:
+            return "error"
         if frame and frame.crashed:
             return "crashed"
         if frame and frame.timed_out:
@@ -482,6 +661,8 @@ def _classify(report: pytest.TestReport, call: pytest.CallInfo, frame: TestFrame
 
 
 def _message(report: pytest.TestReport, frame: TestFrame | None) -> str:
+    if frame and frame.qemu_killed:
+        return frame.qemu_killed
     if frame and frame.crashed:
         return f"kernel crashed: {frame.crashed}"
     if report.skipped and isinstance(report.longrepr, tuple):

@@ -54,12 +54,22 @@ def kvm_works(kernel: Path) -> tuple[bool, str]:
         os.close(fd)
     except OSError as e:
         return False, f"/dev/kvm: {e.strerror}"
-    key = _probe_key(kernel)
+    return probe_once(_probe_key(kernel), kernel)
+
+
+def probe_once(key: str, kernel: Path) -> tuple[bool, str]:
+    """The cached verdict for `key`, or a probe whose verdict is cached."""
     cached = _load_cached(key)
     if cached is not None:
         return cached
-    verdict = _probe(kernel)
-    _store_cached(key, verdict)
+    # Guests started together (pytest -n) would each boot a probe: one probes, the others
+    # wait for its verdict.
+    with cache.locked(_cache_file()):
+        cached = _load_cached(key)
+        if cached is not None:
+            return cached
+        verdict = _probe(kernel)
+        _store_cached(key, verdict)
     return verdict
 
 

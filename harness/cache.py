@@ -8,6 +8,7 @@ a half-written entry that a later run would reuse.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -15,7 +16,11 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .errors import InfraError, UsageError
+
 COMPLETE_MARKER = ".complete"
+# A build that failed with less than this free in the cache failed for want of space.
+LOW_SPACE = 64 << 20
 
 
 def cache_root() -> Path:
@@ -69,8 +74,32 @@ def staging_dir(entry: Path) -> Iterator[Path]:
         if entry.exists():
             shutil.rmtree(entry)
         os.rename(tmp, entry)
+    except Exception as e:
+        # Whatever a build step said (mmdebstrap, cp, make, Python's own ENOSPC), a full
+        # cache disk is the reason a person needs to read first.
+        free = _free_bytes(entry.parent)
+        if not isinstance(e, UsageError) and (
+                (free is not None and free < LOW_SPACE) or _says_disk_full(e)):
+            what = str(e).strip() or type(e).__name__
+            now = f" ({free >> 20} MiB free now)" if free is not None else ""
+            raise InfraError(f"no space left in the cache {cache_root()}{now} while building "
+                             f"{entry.name}: {what}") from e
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _says_disk_full(e: Exception) -> bool:
+    """ENOSPC from Python, or in the last lines of a build tool (apt's "write (28: No space
+    left on device)", gcc's "No space left on device"), which cleans up before we look."""
+    return getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e)
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def dir_size(path: Path) -> int:

@@ -22,6 +22,7 @@ from .errors import (
     EXIT_SIGTERM,
     EXIT_USAGE,
     HarnessError,
+    InfraError,
     UsageError,
 )
 from .image import ensure_image, image_dir, load_recipe
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="select tests (pytest -k)")
     run.add_argument("--results", metavar="DIR", help="results directory "
                                                       "(default: results/<run-id>)")
+    run.add_argument("--jobs", metavar="N", default="1",
+                     help="run the suite in N guests at once (pytest-xdist workers; default 1)")
+    run.add_argument("--shard", metavar="K/N", help="run only shard K of N: every Nth test "
+                     "of the selection (for CI matrices; join them with `merge`)")
 
     boot = sub.add_parser("boot", help="boot a guest, print how to ssh in, wait for Ctrl-C")
     _guest_options(boot)
@@ -107,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--html", metavar="FILE", help="also write the comparison as a "
                                                         "self-contained HTML page")
 
+    merge = sub.add_parser("merge", help="join results directories (shards) into one run")
+    merge.add_argument("inputs", metavar="RESULTS_DIR", nargs="+",
+                       help="results directories, e.g. one per --shard")
+    merge.add_argument("--out", metavar="DIR", help="the merged results directory "
+                                                    "(default: results/<run-id>)")
+
     report = sub.add_parser("report", help="rewrite report.html and summary.md from summary.json")
     report.add_argument("results_dir")
 
@@ -128,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
         "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "compare": cmd_compare,
-        "report": cmd_report,
+        "report": cmd_report, "merge": cmd_merge,
         "doctor": cmd_doctor,
     }[args.command]
     try:
@@ -157,11 +168,18 @@ def _options(args: argparse.Namespace) -> GuestOptions:
 
 # -- run -------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    from .shard import parse_shard
+
     options = _options(args)
     validate(options)
+    jobs = _jobs(args.jobs)
+    shard = parse_shard(args.shard) if args.shard is not None else None
     results_dir = Path(args.results) if args.results else None
+    _check_results_dir(results_dir or ROOT / "results")
     if results_dir and results_dir.exists() and any(results_dir.iterdir()):
         raise UsageError(f"--results: {results_dir} exists and is not empty")
+    if args.keyword is not None:
+        _check_keyword(args.keyword)
     started = time.monotonic()
     config = prepare(options)
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
@@ -181,8 +199,62 @@ def cmd_run(args: argparse.Namespace) -> int:
         cmd += ["--patches", value]
     for value in args.config:
         cmd += ["--config", value]
+    if shard:
+        cmd += ["--shard", str(shard)]
+    if jobs > 1:
+        # One guest per xdist worker; conftest.py merges the workers' results directories.
+        cmd += ["-n", str(jobs)]
     status = _run_pytest(cmd)
+    if status == 5 and shard and shard.total > 1:
+        raise UsageError(f"--shard {shard}: no test in this shard (the selection has "
+                         "fewer tests than shards, or none)")
     return _finish_run(results_dir, status, args.keyword, time.monotonic() - started)
+
+
+# Below this, a run cannot even keep its console log and reports: say so before booting.
+MIN_RESULTS_FREE = 16 << 20
+
+
+def _check_results_dir(results_dir: Path) -> None:
+    """A results path that cannot be a writable directory is bad input (exit 2); one on a
+    full disk is found here, before any guest boots (exit 3)."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UsageError(f"--results: {results_dir}: exists and is not a directory")
+    parent = results_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--results: {results_dir}: cannot create it ({parent} is not a "
+                         "writable directory)")
+    usage = shutil.disk_usage(parent)
+    if usage.total == 0:
+        raise UsageError(f"--results: {results_dir}: {parent} is not a disk filesystem")
+    free = usage.free
+    if free < MIN_RESULTS_FREE:
+        raise InfraError(f"--results: {results_dir}: no space left for results "
+                         f"({free >> 10} KiB free on {parent})")
+
+
+def _check_keyword(keyword: str) -> None:
+    """Let pytest judge -k now (it collects in a second): a bad expression or one that
+    selects nothing ends here with one line, before any image build or boot."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(TESTCASES), "--collect-only",
+                           "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                           "-o", "testpaths=testcases", "-k", keyword],
+                          cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode == 4:
+        why = next((ln for ln in (proc.stderr + proc.stdout).splitlines()
+                    if "expression" in ln), "")
+        why = why.split(f"{keyword}: ", 1)[-1] if why else "pytest rejected it"
+        raise UsageError(f"-k: {keyword!r} is not a valid expression: {why}")
+    if proc.returncode == 5:
+        raise UsageError(f"-k: no test matches {keyword!r}")
+
+
+def _jobs(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise UsageError(f"--jobs: {text!r} is not a whole number of guests (1 or more)")
+    return int(text)
 
 
 _received_signal: int | None = None
@@ -226,6 +298,12 @@ def _finish_run(results_dir: Path, pytest_status: int, keyword: str | None,
     if not (results_dir / "summary.json").exists():
         if _received_signal:
             return EXIT_SIGTERM if _received_signal == signal.SIGTERM else EXIT_SIGINT
+        existing = results_dir if results_dir.exists() else results_dir.parent
+        if existing.exists() and shutil.disk_usage(existing).free < MIN_RESULTS_FREE:
+            print(f"nvdimm-harness: {results_dir}: the disk filled up during the run "
+                  f"({shutil.disk_usage(existing).free >> 10} KiB free); results are "
+                  "incomplete", file=sys.stderr)
+            return EXIT_INFRA
         print(f"nvdimm-harness: the test run ended (pytest status {pytest_status}) "
               "without writing results", file=sys.stderr)
         return EXIT_INFRA
@@ -412,6 +490,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_reports(load_summary(d), d)
     print(f"rewrote {d / 'report.html'} and {d / 'summary.md'}")
     return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import load_sources, merge_dirs
+    from .results import new_run_id
+
+    sources = load_sources([Path(d) for d in args.inputs])
+    run_id = new_run_id()
+    out = Path(args.out) if args.out else ROOT / "results" / run_id
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out: {out} exists and is not empty")
+    run, warnings = merge_dirs(sources, out, run_id)
+    for w in warnings:
+        print(f"nvdimm-harness: warning: {w}", file=sys.stderr)
+    print((out / "summary.md").read_text().rstrip())
+    print(f"\nresults: {out}  (merged from {len(sources)} directories)")
+    # The merged run's verdict, so a CI job can gate on this step alone.
+    return run.exit_code()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -175,9 +175,10 @@ class Guest:
             old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
             try:
                 self._save_console()
+            finally:
+                # Even when the console could not be saved (results disk full).
                 shutil.rmtree(self.files.workdir, ignore_errors=True)
                 self.files = None
-            finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def restart(self) -> None:
@@ -186,6 +187,15 @@ class Guest:
 
     def is_alive(self) -> bool:
         return self.machine is not None and self.machine.is_running()
+
+    def killed_by(self) -> int | None:
+        """The signal that ended QEMU, if something outside killed it (SIGKILL from a person
+        or the OOM killer, QEMU's own SIGSEGV/SIGABRT). A guest that panicked or powered
+        off makes QEMU exit normally (-no-reboot), so this is never the kernel's doing."""
+        proc = self.machine.proc if self.machine else None
+        if proc is None or proc.poll() is None or proc.returncode >= 0:
+            return None
+        return -proc.returncode
 
     def wait_exit(self, timeout_s: float) -> bool:
         """True once QEMU has exited (a panic with panic=-1 and -no-reboot ends it)."""
@@ -228,12 +238,18 @@ class Guest:
     def _save_console(self) -> None:
         if not self.console_sink or not self.files:
             return
-        self.console_sink.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.console_sink, "a") as sink:
-            sink.write(f"===== nvdimm-harness: boot {self.boots} "
-                       f"({self.config.kernel.source} kernel, {self.config.accel.accel}) =====\n")
-            sink.write(self.console_text())
-            sink.write("\n")
+        try:
+            self.console_sink.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.console_sink, "a") as sink:
+                sink.write(f"===== nvdimm-harness: boot {self.boots} "
+                           f"({self.config.kernel.source} kernel, "
+                           f"{self.config.accel.accel}) =====\n")
+                sink.write(self.console_text())
+                sink.write("\n")
+        except OSError as e:
+            # A full results disk must not stop the guest's teardown; say it, go on.
+            progress.say(f"could not save the console log to {self.console_sink}: "
+                         f"{e.strerror or e}")
 
     # -- commands --------------------------------------------------------------------------
     def _shell(self) -> GuestShell:

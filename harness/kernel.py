@@ -88,14 +88,16 @@ def _git(tree: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def check_tree(tree: Path) -> None:
+def check_tree(tree: Path, option: str = "--tree") -> None:
+    """`option` names the flag the user gave (`kernel build --tree`, `run --kernel-tree`)."""
     makefile = tree / "Makefile"
     if not tree.is_dir():
-        raise UsageError(f"--tree: {tree}: no such directory")
+        raise UsageError(f"{option}: {tree}: "
+                         + ("not a directory" if tree.exists() else "no such directory"))
     text = makefile.read_text(errors="replace")[:2000] if makefile.is_file() else ""
     if "PATCHLEVEL =" not in text or not (tree / "Kconfig").is_file() or \
             not (tree / "arch" / "x86").is_dir():
-        raise UsageError(f"--tree: {tree}: not a Linux kernel tree (no top-level Makefile "
+        raise UsageError(f"{option}: {tree}: not a Linux kernel tree (no top-level Makefile "
                          "with VERSION/PATCHLEVEL, Kconfig and arch/x86)")
 
 
@@ -184,9 +186,16 @@ def build_kernel(tree: Path, series: list[str], fragments: list[str] | None = No
                 with cache.locked(build_dir), \
                         progress.step(f"building kernel from {tree}") as step, \
                         cache.staging_dir(entry) as tmp:
-                    _build(tree, parsed, frags, base, build_id, tmp, step,
-                           {"tree": str(tree), "tree_identity": identity,
-                            "config_hash": cfg_hash, "compiler": compiler})
+                    try:
+                        _build(tree, parsed, frags, base, build_id, tmp, step,
+                               {"tree": str(tree), "tree_identity": identity,
+                                "config_hash": cfg_hash, "compiler": compiler})
+                    except _BuildFailed as e:
+                        # A step before the compile (tinyconfig, merge_config, the copy of
+                        # the tree): its own last lines, never a traceback.
+                        detail = "\n".join(e.tail[-10:])
+                        raise InfraError(f"{e.what} failed (exit {e.rc}); last output:\n"
+                                         f"{detail}") from None
     built = _open(entry)
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -248,7 +257,11 @@ def _prepare_source(tree: Path, parsed: list[PatchSeries], src: Path,
         step.note(f"copying {tree} (not a git tree)")
         shutil.rmtree(src, ignore_errors=True)
         src.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cp", "-a", "--reflink=auto", str(tree), str(src)], check=True)
+        proc = subprocess.run(["cp", "-a", "--reflink=auto", str(tree), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise _BuildFailed(f"copying {tree}", proc.returncode,
+                               proc.stderr.strip().splitlines()[-5:])
     touched: set[str] = set()
     for s in parsed:
         if s.kind == "range":
@@ -411,10 +424,12 @@ def modules_image_for(directory: Path) -> Path:
     key = tree_identity(d)
     image = cache.cache_root() / "modules" / f"{cache.content_hash([key])[:16]}.ext4"
     if not image.is_file():
-        image.parent.mkdir(parents=True, exist_ok=True)
-        tmp = image.with_suffix(f".tmp{os.getpid()}")
-        make_modules_image(d, tmp)
-        os.replace(tmp, image)
+        # Under the lock, so that guests started together (pytest -n) make it once.
+        with cache.locked(image):
+            if not image.is_file():
+                tmp = image.with_suffix(f".tmp{os.getpid()}")
+                make_modules_image(d, tmp)
+                os.replace(tmp, image)
     return image
 
 

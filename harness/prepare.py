@@ -64,7 +64,7 @@ def validate(options: GuestOptions) -> MachineProfile:
         from .kernel import check_tree, parse_series
 
         tree = Path(options.kernel_tree)
-        check_tree(tree)
+        check_tree(tree, "--kernel-tree")
         for spec in options.patches:
             parse_series(spec, tree)
         for frag in options.configs:

@@ -140,7 +140,8 @@ class _Reader:
         self.source = source
         self.path = path
         if not isinstance(data, dict):
-            self.fail(path or "(top level)", f"must be a mapping, got {type(data).__name__}")
+            got = "an empty file" if data is None and not path else type(data).__name__
+            self.fail(path or "(top level)", f"must be a mapping, got {got}")
         unknown = sorted(set(map(str, data)) - allowed)
         if unknown:
             allowed_list = ", ".join(sorted(allowed))
@@ -285,7 +286,8 @@ def resolve_profile_path(name_or_path: str | None) -> Path:
             known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
             raise UsageError(f"--profile: no profile named {spec!r} (known: {known})")
     if not path.is_file():
-        raise UsageError(f"--profile: {path}: no such file")
+        what = "a directory, not a profile file" if path.is_dir() else "no such file"
+        raise UsageError(f"--profile: {path}: {what}")
     return path
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,16 +44,67 @@ def step(title: str) -> Iterator[Step]:
 def run_streaming(cmd: list[str], on_line: Callable[[str], None], cwd: str | None = None,
                   tail_lines: int = 30) -> tuple[int, list[str]]:
     """Run a long command (bootstrap, kernel build), feeding each output line to `on_line`
-    for progress; return its status and the last lines, for the error message."""
+    for progress; return its status and the last lines, for the error message.
+
+    The command gets its own process group: when we are interrupted (Ctrl-C, SIGTERM, any
+    exception) the whole tree - make -j and every gcc under it, mmdebstrap and its apt/dpkg
+    - is stopped before the exception goes on, instead of building on as orphans.
+    """
     tail: list[str] = []
-    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace") as proc:
-        assert proc.stdout is not None
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True)
+    assert proc.stdout is not None
+    try:
         for raw in proc.stdout:
             line = raw.rstrip()
             tail = [*tail[-(tail_lines - 1):], line]
             on_line(line)
         return proc.wait(), tail
+    except BaseException:
+        stop_process_group(proc)
+        raise
+    finally:
+        proc.stdout.close()
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM to the child's process group (make and Kbuild's rules delete half-written
+    targets on it, mmdebstrap unmounts), SIGKILL to whatever is left after `grace_s`. A
+    second Ctrl-C cannot cut this short and leave the tree running."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader: a zombie still counts as a member
+            if not group_members(proc.pid):
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group `pgid`."""
+    members = []
+    for stat in os.listdir("/proc"):
+        if not stat.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat))
+    return members
 
 
 class Step:

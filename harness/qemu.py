@@ -179,7 +179,8 @@ class QemuMachine:
     def launch(self, startup_timeout_s: float = 20.0) -> None:
         binary = self.argv[0]
         if not (os.path.isabs(binary) and os.access(binary, os.X_OK)) and not shutil.which(binary):
-            raise InfraError(f"QEMU binary {binary!r} not found (install qemu-system-x86)")
+            raise InfraError(f"QEMU binary {binary!r} not found (install qemu-system-x86, "
+                             "or point NVH_QEMU at it)")
         with open(self.files.qemu_log, "wb") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -148,6 +148,11 @@ class GuestShell:
                     continue
                 if chan.exit_status_ready() and chan.eof_received:
                     break
+                if chan.closed or not transport.is_active():
+                    # Closed without EOF: the connection itself went away (QEMU killed,
+                    # sshd killed in the guest). Waiting for the deadline would tell nothing.
+                    raise ConnectionError(f"SSH connection to the guest was lost after "
+                                          f"{time.monotonic() - start:.1f}s: $ {command}")
                 if time.monotonic() > deadline:
                     raise GuestCommandTimeout(command, timeout_s,
                                               b"".join(out).decode(errors="replace"))

@@ -19,6 +19,9 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text()
     except OSError as e:
         raise YamlFileError(path, None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise YamlFileError(path, None, f"not valid YAML: not UTF-8 text (byte "
+                                        f"0x{e.object[e.start]:02x} at offset {e.start})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
