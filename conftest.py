@@ -264,7 +264,7 @@ class TestFrame:
             self.guest_stopped = True
 
     def _locate_findings(self) -> None:
-        """With a vmlinux that has DWARF (own builds with --config debuginfo): each finding's
+        """With a vmlinux that has DWARF (the harness's own builds): each finding's
         file:line in summary.json and its symbolized call trace in findings.txt."""
         kernel = self.guest.config.kernel
         symbolizer = symbolize.for_kernel(kernel.vmlinux, kernel.modules_dir, kernel.source_root)

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("logfile")
     scan.add_argument("--json", action="store_true")
     scan.add_argument("--vmlinux", metavar="FILE", help="the log's vmlinux, with DWARF "
-                      "(--config debuginfo): call traces get file:line")
+                      "(the harness's own builds have it): call traces get file:line")
     scan.add_argument("--modules", metavar="DIR", help="where the log's .ko files are "
                       "(with --vmlinux)")
 
@@ -457,7 +457,7 @@ def _scan_symbolizer(args: argparse.Namespace):
     symbolizer = symbolize.for_kernel(vmlinux, Path(args.modules) if args.modules else None)
     if symbolizer is None:
         raise UsageError(f"--vmlinux: {vmlinux}: no DWARF line tables (build with "
-                         "--config debuginfo) or binutils missing")
+                         "the harness's own builds have them) or binutils missing")
     return symbolizer
 
 

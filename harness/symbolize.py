@@ -1,7 +1,7 @@
 """Call-trace frames (`func+0x1a/0x90 [module]`) → source file:line, from a kernel with DWARF.
 
 The kernel prints a frame as symbol+offset/size. With the vmlinux (and the modules' .ko files)
-of the build that produced the log, and DWARF line tables in them (`--config debuginfo`), the
+of the build that produced the log, and DWARF line tables in them (nvdimm.config asks for them), the
 offset becomes a source line, the way scripts/faddr2line and scripts/decode_stacktrace.sh do
 it: find the symbol's start, add the offset, ask binutils' addr2line.
 
