@@ -526,6 +526,10 @@ def _row_finding(t: TestRecord) -> str:
                + (f' <span class="dim">+{more} more</span>' if more else "")
     if t.outcome != "passed" and t.message:
         return f'<span class="dim">{_esc(_first_line(t.message, 200))}</span>'
+    if t.trace_counts:
+        # What the kernel did for a passing DAX test (PMD vs PTE faults, fallbacks) at a glance.
+        return '<span class="dim">trace: ' + ", ".join(
+            f"{_esc(n)}={_esc(v)}" for n, v in sorted(t.trace_counts.items())) + "</span>"
     return ""
 
 
@@ -720,7 +724,7 @@ def report_html(run: RunSummary, results_dir: Path | None = None) -> str:
                 rows.append(f'<tr class="more {cls}"><td colspan="4">'
                             f'{_detail_html(t, results_dir, is_open)}</td></tr>')
     table = ('<table class="tests"><thead><tr><th>test</th><th>outcome</th><th>time</th>'
-             '<th>first kernel finding / message</th></tr></thead><tbody>'
+             '<th>first kernel finding / message / trace events</th></tr></thead><tbody>'
              + "\n".join(rows) + "</tbody></table>") if rows else "<p>No test ran.</p>"
 
     return f"""<!DOCTYPE html>

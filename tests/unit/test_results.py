@@ -278,3 +278,12 @@ def test_html_shows_infra_error_and_run_findings_prominently():
 def test_result_dir_name_is_path_safe():
     assert result_dir_name("testcases/test_odirect.py::test_x[fsdax-ext4/4K]") == \
         "test_x_fsdax-ext4_4K"
+
+
+def test_html_shows_trace_counts_of_a_passing_dax_test():
+    run = sample_run()
+    run.tests[0].trace_counts = {"fs_dax:dax_pmd_fault_done": 32,
+                                 "fs_dax:dax_pmd_fault_done:FALLBACK": 0}
+    html = report_html(run)
+    row = next(r for r in html.split("<tr") if "test_ok" in r)
+    assert "fs_dax:dax_pmd_fault_done=32" in row and "FALLBACK=0" in row
