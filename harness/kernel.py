@@ -222,23 +222,34 @@ def _open(entry: Path) -> BuiltKernel:
 def _run(cmd: list[str], step: progress.Step, what: str, cwd: Path | None = None,
          tail_lines: int = 30) -> str:
     count = 0
+    # Under make -j the compiler's error can scroll out of the tail while the other jobs
+    # finish, so diagnostics are kept as they stream by.
+    diagnostics: list[str] = []
 
     def show(line: str) -> None:
         nonlocal count
         if re.match(r"\s+(CC|LD|AR|AS)\b", line):
             count += 1
             step.note(f"{count} objects built, now {line.split()[-1]}", every_s=15)
+        elif COMPILER_ERROR_RE.search(line) and len(diagnostics) < 20:
+            diagnostics.append(line)
 
     rc, tail = progress.run_streaming(cmd, show, str(cwd) if cwd else None, tail_lines)
     if rc != 0:
-        raise _BuildFailed(what, rc, tail)
+        raise _BuildFailed(what, rc, tail, diagnostics)
     return "\n".join(tail)
 
 
+# gcc/ld diagnostics ("fs/dax.c:12:2: error: ...", "#error", "undefined reference").
+COMPILER_ERROR_RE = re.compile(r": (?:fatal )?error: |#error|undefined reference to|"
+                               r"\bError \d")
+
+
 class _BuildFailed(Exception):
-    def __init__(self, what: str, rc: int, tail: list[str]):
+    def __init__(self, what: str, rc: int, tail: list[str], diagnostics: list[str] = ()):
         super().__init__(what)
         self.what, self.rc, self.tail = what, rc, tail
+        self.diagnostics = list(diagnostics)
 
 
 def _prepare_source(tree: Path, parsed: list[PatchSeries], src: Path,
@@ -372,9 +383,10 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
     try:
         _run([*make, "bzImage", "modules"], step, "kernel build")
     except _BuildFailed as e:
-        errors = [ln for ln in e.tail if re.search(r"\berror\b|Error \d", ln)]
-        last = "\n".join((errors or e.tail)[-10:])
-        raise InfraError(f"kernel build failed (exit {e.rc}); last errors:\n{last}") from None
+        errors = [ln for ln in e.diagnostics if "Error " not in ln] or e.diagnostics or \
+            [ln for ln in e.tail if re.search(r"\berror\b|Error \d", ln)] or e.tail
+        last = "\n".join(errors[:10])
+        raise InfraError(f"kernel build failed (exit {e.rc}); errors:\n{last}") from None
     release = subprocess.run(["make", "-s", "-C", str(src), f"O={build}", "kernelrelease"],
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
     shutil.copy2(build / "arch/x86/boot/bzImage", out / "bzImage")
