@@ -73,7 +73,8 @@ class BuiltKernel:
 
     @property
     def source_dir(self) -> str | None:
-        """The patched source copy the build compiled (paths in its DWARF start here)."""
+        """Where the build's sources were (paths in its DWARF start here). The copy is shared
+        by every series built from the tree: it holds the last build's patches, not this one's."""
         if self.manifest.get("source_dir"):
             return self.manifest["source_dir"]
         build = self.manifest.get("build_dir")  # entries from before source_dir was recorded
