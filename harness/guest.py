@@ -9,6 +9,8 @@ The console log is the authoritative kernel log: it survives panics and a dead n
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import signal
@@ -36,6 +38,36 @@ BASE_CMDLINE = (
 PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
 READY_MARKER = "nvh: guest ready"
 MARK_PREFIX = "nvh-mark:"
+
+
+WORKDIR_PREFIX = "nvh-guest-"
+# The harness process that owns a guest workdir. Guest.stop() removes the workdir, but a
+# harness killed with SIGKILL (or an OOM kill) cannot; its QEMU dies with it (PDEATHSIG) and
+# the next guest started on this machine removes what it left.
+OWNER_FILE = ".owner"
+
+
+def remove_stale_workdirs() -> list[Path]:
+    """Remove guest workdirs (GBs of sparse NVDIMM backing files) whose owner process is
+    gone. Conservative: a workdir without an owner file, or whose owner pid is alive (even
+    if reused), is left alone."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            pid = int((d / OWNER_FILE).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or a reused pid): not ours to judge
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(d)
+            removed.append(d)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -97,7 +129,9 @@ class Guest:
     def start(self) -> None:
         self.boots += 1
         self._panic_event = None
-        self.files = GuestFiles(Path(tempfile.mkdtemp(prefix="nvh-guest-")))
+        remove_stale_workdirs()
+        self.files = GuestFiles(Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX)))
+        (self.files.workdir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self._create_disks()
         start = time.monotonic()
         deadline = start + self.config.profile.boot_timeout_s

@@ -11,9 +11,9 @@ Afterwards: every test's outcome compared across the runs, and what the runs lef
 - QEMU processes: exact, each run carries a tag in its environment and QEMU inherits it;
 - files under /tmp: the runs get their own TMPDIR, /tmp/nvh-soak-<tag>/ (tempfile, QEMU's
   snapshot overlays, ssh, mmdebstrap and gcc all honour it), so what is left there is
-  exactly the harness's; new /tmp and /var/tmp entries named like the harness's (nvh-*,
-  QEMU's vl.*) count too, for code that would not honour TMPDIR. Other new entries there are
-  listed as other users' (a shared machine), not counted.
+  exactly what the runs left. New /tmp and /var/tmp entries outside it are listed too (other
+  users of a shared machine, or code that ignores TMPDIR: read the names) but not counted,
+  since on a shared machine they cannot be told apart by name.
 
 Exit 0 only when every verdict was identical and nothing was left.
 """
@@ -34,8 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TAG_VAR = "NVH_SOAK_TAG"
 TMP_DIRS = (Path("/tmp"), Path("/var/tmp"))
-# What the harness and its QEMU name their temporary files and directories.
-OURS = ("nvh-", "vl.")
 
 
 def qemu_pids(tag: str | None = None) -> set[int]:
@@ -105,25 +103,21 @@ def report(runs: list[dict[str, str]], exit_codes: list[int], durations: list[fl
         lines.append(f"  exit codes differ: {exit_codes}")
     lines.append(f"QEMU processes left: {len(qemu_left)}"
                  + (f" (pids {sorted(qemu_left)})" if qemu_left else ""))
-    lines.append(f"new entries under /tmp left: {len(tmp_left)}")
+    lines.append(f"new entries under /tmp left (in the runs' TMPDIR): {len(tmp_left)}")
     for p in sorted(tmp_left):
         lines.append(f"  {p}")
     if others:
-        lines.append(f"other users' new entries under /tmp, /var/tmp (not counted): "
-                     f"{len(others)}")
+        lines.append(f"other new entries under /tmp, /var/tmp, outside the runs' TMPDIR "
+                     f"(other users?; not counted): {len(others)}")
         for p in sorted(others):
             lines.append(f"  {p}")
     return "\n".join(lines) + "\n"
 
 
 def left_behind(private_tmp: Path, before: set[Path]) -> tuple[list[Path], list[Path]]:
-    """(the runs' leftovers, other users' new entries) under /tmp and /var/tmp."""
+    """(what the runs left in their TMPDIR, other new entries under /tmp and /var/tmp)."""
     ours = sorted(private_tmp.iterdir()) if private_tmp.is_dir() else []
-    others = []
-    for p in sorted(tmp_entries() - before):
-        if p == private_tmp or not p.exists():
-            continue
-        (ours if p.name.startswith(OURS) else others).append(p)
+    others = sorted(p for p in tmp_entries() - before if p != private_tmp and p.exists())
     return ours, others
 
 

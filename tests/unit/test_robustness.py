@@ -42,6 +42,8 @@ Faults: exit code per DESIGN.md, partial results kept and readable, no stray QEM
   QEMU SIGKILLed mid-test -> error, fresh guest e/test_faults.py::test_qemu_killed_mid_test_*;
                                                  test_lost_ssh_connection_ends_the_command_now,
                                                  test_killed_by_names_an_outside_signal
+    (the harness itself SIGKILLed: its QEMU     test_workdir_of_a_killed_harness_is_removed_
+    dies by PDEATHSIG, its workdir goes next)    by_the_next_guest
   guest panics during boot -> exit 3 + tail     e/test_kernel.py::test_boot_panic_is_exit_3_*
   guest panics mid-test -> crashed, continue    e/test_hang.py::test_a_panic_mid_suite_*
   guest stops answering: SSH hangs (VM frozen,  e/test_hang.py::test_hangs_time_out_and_the_*
@@ -422,6 +424,25 @@ def test_killed_by_names_an_outside_signal(tmp_path):
     assert g.killed_by() is None  # a normal exit (panic=-1 + -no-reboot) is the kernel's
 
 
+def test_workdir_of_a_killed_harness_is_removed_by_the_next_guest(tmp_path, monkeypatch):
+    """SIGKILL of the harness itself: nothing can clean up then (QEMU dies with it through
+    PDEATHSIG); the next guest on the machine removes the dead owner's workdir."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / "nvh-guest-dead"
+    stale.mkdir()
+    (stale / guest.OWNER_FILE).write_text(f"{dead.pid}\n")
+    (stale / "nvdimm0.img").write_bytes(b"\0" * 4096)
+    live = tmp_path / "nvh-guest-live"
+    live.mkdir()
+    (live / guest.OWNER_FILE).write_text(f"{os.getpid()}\n")
+    unowned = tmp_path / "nvh-guest-old"  # an older harness wrote no owner file
+    unowned.mkdir()
+    assert guest.remove_stale_workdirs() == [stale]
+    assert not stale.exists() and live.exists() and unowned.exists()
+
+
 # -- disk full -------------------------------------------------------------------------------
 def test_full_cache_disk_is_named_and_leaves_no_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("NVH_CACHE_DIR", str(tmp_path))
@@ -593,10 +614,11 @@ def test_soak_compares_verdicts_and_counts_leaks(tmp_path):
     table = soak.report([a, a], exit_codes=[0, 0], durations=[10.0, 11.0], qemu_left=[],
                         tmp_left=[])
     assert "verdicts identical in all 2 runs: yes" in table
-    assert "QEMU processes left: 0" in table and "new entries under /tmp left: 0" in table
+    assert "QEMU processes left: 0" in table
+    assert "new entries under /tmp left (in the runs' TMPDIR): 0" in table
 
 
-def test_soak_counts_its_private_tmp_and_harness_names_only(tmp_path, monkeypatch):
+def test_soak_counts_exactly_its_private_tmp(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "tools"))
     try:
         import soak
@@ -610,11 +632,11 @@ def test_soak_counts_its_private_tmp_and_harness_names_only(tmp_path, monkeypatc
     private = top / "nvh-soak-x"
     private.mkdir()
     (private / "nvh-guest-abc").mkdir()  # left by a run
-    (top / "nvh-guest-def").mkdir()  # a run that ignored TMPDIR
+    (top / "nvh-notes.log").write_text("")  # somebody else's, named like ours
     (top / "ccX1.s").write_text("")  # somebody's gcc
     ours, others = soak.left_behind(private, before)
-    assert ours == [private / "nvh-guest-abc", top / "nvh-guest-def"]
-    assert others == [top / "ccX1.s"]
+    assert ours == [private / "nvh-guest-abc"]
+    assert others == [top / "ccX1.s", top / "nvh-notes.log"]
     table = soak.report([{"t": "passed"}], [0], [1.0], [], ours, others)
-    assert "new entries under /tmp left: 2" in table
-    assert "other users' new entries under /tmp, /var/tmp (not counted): 1" in table
+    assert "new entries under /tmp left (in the runs' TMPDIR): 1" in table
+    assert "(other users?; not counted): 2" in table
