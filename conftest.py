@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kmsg, known_failures, merge, progress, symbolize
+from harness import interrupt, kmsg, known_failures, merge, progress, symbolize
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
@@ -60,7 +60,7 @@ SHARD = pytest.StashKey[Shard]()
 def _interrupt_on_sigterm(signum, frame):
     # pytest runs fixture teardown and sessionfinish for KeyboardInterrupt, not for SIGTERM:
     # this way a terminated run still stops its guest and writes partial results.
-    raise KeyboardInterrupt(f"signal {signum}")
+    interrupt.raise_keyboard_interrupt(signum, frame)
 
 
 def _xdist_worker(config: pytest.Config) -> str | None:
@@ -93,6 +93,9 @@ def pytest_configure(config: pytest.Config) -> None:
     controller = not worker and bool(getattr(config.option, "numprocesses", None))
     signal.signal(signal.SIGTERM, _interrupt_controller_on_sigterm if controller
                   else _interrupt_on_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        # Ctrl-C as before, but remembered: teardown then stops talking to the guest.
+        signal.signal(signal.SIGINT, interrupt.raise_keyboard_interrupt)
     if config.getoption("--shard") is not None:
         try:
             config.stash[SHARD] = parse_shard(config.getoption("--shard"))
@@ -216,6 +219,10 @@ class TestFrame:
         self.taint_before = self.guest.taint()
 
     def finish(self, exc: BaseException | None) -> None:
+        if interrupt.requested():
+            # Ctrl-C/SIGTERM: stop now. The console has the kernel log; no SSH round trips.
+            self.artifacts.attach("dmesg.txt", self._console_slice())
+            return
         if isinstance(exc, (ConnectionError, EOFError)) or self.guest.panic_event():
             # A panicking guest drops SSH and finishes printing the panic before QEMU exits.
             self.guest.wait_exit(timeout_s=10)
@@ -369,6 +376,33 @@ def ndctl(guest: Guest) -> Ndctl:
     return Ndctl(guest)
 
 
+def _stay_interrupted():
+    """After Ctrl-C/SIGTERM, cleanup code (a `finally:` that talks to the guest) raises its
+    own error while the KeyboardInterrupt unwinds, and Python replaces the interrupt with
+    it: the test would be recorded as failed and the run would go on to the next test.
+    Whatever a phase raises once the run is interrupted is the interrupt."""
+    try:
+        return (yield)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        if interrupt.requested():
+            raise KeyboardInterrupt(f"interrupted ({type(e).__name__} in cleanup)") from e
+        raise
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    if interrupt.requested():
+        raise KeyboardInterrupt("interrupted")  # a swallowed interrupt: no further test
+    return (yield from _stay_interrupted())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item):
+    return (yield from _stay_interrupted())
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     frame = item.stash.get(FRAME, None)
@@ -378,7 +412,7 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         if pins:
             pins.begin()
-        result = yield
+        result = yield from _stay_interrupted()
     except BaseException as exc:
         frame.finish(exc)
         raise
@@ -438,6 +472,17 @@ class RunRecorder:
         self.infra_error = ""
         self.any_guest_tests = False
         self.known: known_failures.KnownFailures | None = None
+        self.running: str | None = None  # the test in progress, named when interrupted
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.running = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
+        self.running = None
+
+    def interrupted_message(self) -> str:
+        during = f" during {self.running}" if self.running else ""
+        return f"run interrupted (Ctrl-C or SIGTERM){during}; results are partial"
 
     def artifacts_for(self, item: pytest.Item) -> TestArtifacts:
         if item.nodeid not in self.artifacts:
@@ -516,7 +561,7 @@ class RunRecorder:
         if not (self.any_guest_tests or self.infra_error or self.guest_config):
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED and not self.infra_error:
-            self.infra_error = "run interrupted (Ctrl-C or SIGTERM); results are partial"
+            self.infra_error = self.interrupted_message()
         for nodeid, record in self.records.items():
             record.artifacts = list(self.artifacts[nodeid].files) if nodeid in self.artifacts \
                 else record.artifacts

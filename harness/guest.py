@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import progress
+from . import interrupt, progress
 from .accel import AccelChoice
 from .errors import BootError, HarnessError
 from .image import GuestImage
@@ -287,6 +287,9 @@ class Guest:
 
     # -- commands --------------------------------------------------------------------------
     def _shell(self) -> GuestShell:
+        if interrupt.requested():
+            # Cleanup after Ctrl-C/SIGTERM must not spend tens of seconds over SSH.
+            raise ConnectionError("the run was interrupted: no more guest commands")
         if self.shell is None:
             raise ConnectionError("guest is not running")
         return self.shell

@@ -86,6 +86,10 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        # SIGKILL is delivered asynchronously: return only once the group is really gone.
+        deadline = time.monotonic() + 5
+        while group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 

@@ -89,7 +89,7 @@ from typing import ClassVar
 
 import pytest
 
-from harness import cache, guest, image, kernel, progress, results, ssh
+from harness import cache, guest, image, interrupt, kernel, progress, results, ssh
 from harness.cli import ROOT, main
 from harness.errors import InfraError
 from harness.qemu import GuestFiles
@@ -422,6 +422,26 @@ def test_killed_by_names_an_outside_signal(tmp_path):
     g.machine = SimpleNamespace(proc=subprocess.Popen(["true"]))
     g.machine.proc.wait()
     assert g.killed_by() is None  # a normal exit (panic=-1 + -no-reboot) is the kernel's
+
+
+def test_after_an_interrupt_no_guest_command_is_sent():
+    """Ctrl-C mid-test: teardown (umount, namespace reset) must not spend tens of seconds
+    over SSH under TCG; every guest command fails at once instead."""
+    sent = []
+    g = guest.Guest(SimpleNamespace())
+    g.shell = SimpleNamespace(run=lambda cmd, t: sent.append(cmd))
+    g.run("true")
+    assert sent == ["true"]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.raise_keyboard_interrupt(signal.SIGINT, None)
+        interrupt.note(signal.SIGTERM)  # the first signal is the one that counts
+        assert interrupt.requested() == signal.SIGINT
+        with pytest.raises(ConnectionError, match="interrupted"):
+            g.run("umount /mnt/nvh")
+        assert sent == ["true"]
+    finally:
+        interrupt.clear()
 
 
 def test_workdir_of_a_killed_harness_is_removed_by_the_next_guest(tmp_path, monkeypatch):
