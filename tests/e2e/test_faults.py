@@ -388,6 +388,41 @@ def test_interrupt_during_the_image_build(tmp_path, private_tmp, no_new_qemu, si
     shutil.rmtree(cache, ignore_errors=True)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_while_a_test_waits_in_the_guest(tmp_path, private_tmp, no_new_qemu, sig):
+    """The slow case: the interrupt lands in a guest command inside an fsdax mount whose
+    cleanup talks to the guest. Stopping used to wait for umount and the namespace reset
+    over SSH (over 60 s under load), and the cleanup's error replaced the interrupt: the
+    test was recorded failed and the run went on."""
+    results = tmp_path / "results"
+    mark = tmp_path / "waiting"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                             "tests/guest_faults/test_interrupted.py", "--accel", "tcg",
+                             "--results", str(results)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env=harness_env(private_tmp, NVH_FAULT_MARK=str(mark)))
+    deadline = time.monotonic() + 600
+    while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mark.exists(), "the test never reached its guest command"
+    time.sleep(2)
+    took, out = _interrupt(proc, sig)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-3000:]
+    assert took < 10, f"took {took:.1f}s to stop"
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out[-3000:]
+    run = summary(results)
+    assert run["infra_error"].startswith("run interrupted (Ctrl-C or SIGTERM) during "
+                                         "tests/guest_faults/test_interrupted.py::"
+                                         "test_1_waits_in_the_guest"), run["infra_error"]
+    assert run["tests"] == [], run["tests"]  # neither failed nor run on
+    console = (results / "console.log").read_text(errors="replace")
+    assert "nvh-fault: cleanup ran" not in console, "a guest command was sent after the interrupt"
+    # Its kernel log, from the console (no dmesg over SSH after the interrupt).
+    assert (results / "tests" / "test_1_waits_in_the_guest" / "dmesg.txt").is_file()
+    assert_nothing_left(private_tmp)
+
+
 @pytest.fixture(scope="module")
 def kernel_tree() -> Path:
     tree = os.environ.get("NVH_TEST_KERNEL_TREE") or subprocess.run(

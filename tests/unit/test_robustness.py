@@ -68,6 +68,9 @@ Faults: exit code per DESIGN.md, partial results kept and readable, no stray QEM
                                                  e/test_run.py::test_ctrl_c_mid_run_*,
                                                  e/test_run.py::test_sigterm_to_boot_*
     test                                        e/test_faults.py::test_interrupted_run_*[test-*]
+    a test waiting in the guest, with cleanup   e/test_faults.py::test_interrupt_while_a_test_
+      that talks to it (no SSH after the         waits_in_the_guest[ctrl-c, sigterm];
+      interrupt, the run does not go on)         test_after_an_interrupt_no_guest_command_*
   build step failing before the compile         test_kernel_config_step_failure_is_exit_3
 Proof
   make soak (5 runs, verdicts identical, 0 new  tools/soak.py, test_soak_* below; figures in
