@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,8 +327,10 @@ def markdown(comp: Comparison) -> str:
                              f"observed {_code(t.observed or '-')}")
     section("Behaviour changes (same outcome, the kernel answered differently)", behaviour)
     section("Other outcome changes", [_change_line(c) for c in comp.other_changes])
-    section("New tests", [f"- {_code(t.id)}: {t.outcome}" for t in comp.new_tests])
-    section("Removed tests", [f"- {_code(t.id)} (was {t.outcome})" for t in comp.removed_tests])
+    section("New tests", _test_list(comp.new_tests, "not in the baseline run",
+                                    lambda t: f"- {_code(t.id)}: {t.outcome}"))
+    section("Removed tests", _test_list(comp.removed_tests, "not in the patched run",
+                                        lambda t: f"- {_code(t.id)} (was {t.outcome})"))
     durations = [f"- {_code(d.id)}: {d.before_s:.1f}s → {d.after_s:.1f}s "
                  f"({d.delta_s:+.1f}s{_percent(d)})" for d in comp.duration_changes]
     if comp.duration_changes_total > len(comp.duration_changes):
@@ -339,6 +342,22 @@ def markdown(comp: Comparison) -> str:
             or comp.removed_tests or comp.duration_changes):
         lines += ["", "No differences."]
     return "\n".join(lines) + "\n"
+
+
+# Comparing a `-k` subset with a full run makes every other test "removed": past this many,
+# say how many and of which outcomes, and list only the first few.
+LIST_LIMIT = 20
+LIST_HEAD = 10
+
+
+def _test_list(tests: list[TestRecord], where: str, line) -> list[str]:
+    if len(tests) <= LIST_LIMIT:
+        return [line(t) for t in tests]
+    counts = Counter(t.outcome for t in tests)
+    by_outcome = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    return [f"{len(tests)} tests {where} ({by_outcome}); a `-k` subset compared with a "
+            "full run? The first ones:", *[line(t) for t in tests[:LIST_HEAD]],
+            f"- … and {len(tests) - LIST_HEAD} more (all of them in the HTML report)"]
 
 
 def _percent(d: DurationChange) -> str:

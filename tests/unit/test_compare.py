@@ -107,6 +107,16 @@ def test_new_and_removed_tests_by_id():
     assert "### Removed tests\n- `testcases/test_x.py::gone` (was failed)" in text
 
 
+def test_a_subset_compared_with_a_full_run_summarizes_the_removed_tests():
+    full = [t(f"x{i}", "skipped" if i % 4 == 0 else "passed") for i in range(30)]
+    comp = compare(full, full[:2])
+    text = markdown(comp)
+    assert "28 tests not in the patched run (21 passed, 7 skipped); a `-k` subset" in text
+    assert "- `testcases/test_x.py::x11` (was passed)" in text  # the first 10 are listed
+    assert "x12`" not in text
+    assert "- … and 18 more (all of them in the HTML report)" in text
+
+
 def test_new_kernel_findings_fail_the_comparison_even_without_a_regression():
     before = [t("a", "failed", kernel_findings=[WARN_DAX])]
     after = [t("a", "failed", kernel_findings=[WARN_DAX, {"kind": "kasan", "title": "KASAN: "
