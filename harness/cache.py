@@ -45,6 +45,21 @@ def is_complete(entry: Path) -> bool:
     return (entry / COMPLETE_MARKER).is_file()
 
 
+def mark_used(entry: Path) -> None:
+    """Refresh the entry's time: `nvdimm-harness cache prune` goes by the last use."""
+    target = entry / COMPLETE_MARKER if entry.is_dir() else entry
+    with contextlib.suppress(OSError):
+        os.utime(target)
+
+
+def last_used(entry: Path) -> float:
+    target = entry / COMPLETE_MARKER if (entry / COMPLETE_MARKER).exists() else entry
+    try:
+        return target.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 @contextlib.contextmanager
 def locked(entry: Path) -> Iterator[None]:
     """Exclusive lock for building `entry`; waits for a concurrent builder to finish."""

@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results_dir")
 
     sub.add_parser("doctor", help="check the host: QEMU, KVM, image tools, disk, cache")
+
+    cache_p = sub.add_parser("cache", help="list the cache (images, kernels, build trees) "
+                                           "or prune what was not used lately")
+    cache_sub = cache_p.add_subparsers(dest="cache_command", parser_class=OneLineParser)
+    cache_sub.add_parser("list", help="every entry with its size and days unused (default)")
+    prune = cache_sub.add_parser("prune", help="remove entries not used for DAYS days")
+    prune.add_argument("--older-than", metavar="DAYS", required=True,
+                       help="days since the entry was last used (0 removes everything)")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     return parser
 
 
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
         "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "compare": cmd_compare,
-        "report": cmd_report, "merge": cmd_merge,
+        "report": cmd_report, "merge": cmd_merge, "cache": cmd_cache,
         "doctor": cmd_doctor,
     }[args.command]
     try:
@@ -508,6 +517,31 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(f"\nresults: {out}  (merged from {len(sources)} directories)")
     # The merged run's verdict, so a CI job can gate on this step alone.
     return run.exit_code()
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from . import cache, cache_admin
+
+    root = cache.cache_root()
+    if args.cache_command != "prune":
+        print(f"cache: {root}")
+        print(cache_admin.listing(cache_admin.entries(root)))
+        return 0
+    try:
+        days = float(args.older_than)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:  # also NaN
+        raise UsageError(f"--older-than: {args.older_than!r} is not a number of days (>= 0)")
+    removed, busy = cache_admin.prune(days, dry_run=args.dry_run, root=root)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in removed:
+        print(f"{verb} {e.kind} {e.path} ({cache_admin.human(e.size)})")
+    for e in busy:
+        print(f"kept {e.kind} {e.path}: a build is using it")
+    total = cache_admin.human(sum(e.size for e in removed))
+    print(f"{verb} {len(removed)} entries ({total}) unused for {days:g}+ days")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -143,6 +143,7 @@ def ensure_image(recipe: Recipe, force: bool = False) -> GuestImage:
 
 
 def _open_image(entry: Path) -> GuestImage:
+    cache.mark_used(entry)
     return image_at(entry, json.loads((entry / "manifest.json").read_text()))
 
 

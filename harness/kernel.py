@@ -198,6 +198,7 @@ def build_kernel(tree: Path, series: list[str], fragments: list[str] | None = No
                         raise InfraError(f"{e.what} failed (exit {e.rc}); last output:\n"
                                          f"{detail}") from None
     built = _open(entry)
+    cache.mark_used(entry)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         for f in (built.bzimage, built.vmlinux, entry / "config", entry / "manifest.json"):
@@ -365,6 +366,7 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
     src = root / "kernel-src" / build_id
     build = root / "kernel-build" / build_id
     build.mkdir(parents=True, exist_ok=True)
+    cache.mark_used(build)
     started = time.monotonic()
     # Kbuild with O= never writes into the source tree, so unless the series changes a
     # Kconfig file the config is checked against the user's tree before the (slow) copy:
@@ -376,6 +378,7 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
     if not series_changes_kconfig:
         _configure(tree, build, frags, base, step)
     _prepare_source(tree, parsed, src, step)
+    cache.mark_used(src)
     if series_changes_kconfig:
         _configure(src, build, frags, base, step)
     step.note("configuration verified: every fragment option is set as asked")
@@ -443,6 +446,7 @@ def modules_image_for(directory: Path) -> Path:
                 tmp = image.with_suffix(f".tmp{os.getpid()}")
                 make_modules_image(d, tmp)
                 os.replace(tmp, image)
+    cache.mark_used(image)
     return image
 
 
