@@ -24,7 +24,7 @@ run: setup
 ## Unit tests (seconds) and end-to-end tests (boot real guests).
 test: setup browser
 	$(BIN)/pytest -q tests/unit
-	$(BIN)/pytest -v tests/e2e
+	$(BIN)/pytest -v --durations=20 tests/e2e
 
 # tests/e2e/test_report_browser.py renders report.html in a real headless browser; only the
 # tests need one (Ubuntu CI images ship chromium or google-chrome, Debian gets its package).
@@ -36,7 +36,7 @@ test-unit: setup
 	$(BIN)/pytest -q tests/unit
 
 test-e2e: setup browser
-	$(BIN)/pytest -v tests/e2e
+	$(BIN)/pytest -v --durations=20 tests/e2e
 
 ## Everything but the kernel build (~10 min on 2 cores the first time, cached after).
 test-fast: setup browser
