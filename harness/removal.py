@@ -144,7 +144,7 @@ def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]
         got = "no answer" if touched is None else (
             "sigbus" if touched.get("sigbus") else "intact")
         if got != expect["mapping_after"]:
-            want_text = {"sigbus": "SIGBUS on the next touch (revoked)",
+            want_text = {"sigbus": "SIGBUS on the next touch (a write to every page)",
                          "intact": "still mapped, no SIGBUS"}[expect["mapping_after"]]
             out.append(Mismatch("the old mapping", want_text, got))
     if "data_intact" in expect and "data_intact" in obs \
