@@ -43,6 +43,9 @@ VOCABULARY: Vocabulary = {
     "namespace_unchanged": v_bool("namespace_unchanged"),
     # a process that had the range mapped touches every page afterwards
     "mapping_after": lambda v: _one_of("mapping_after", v, ("intact", "sigbus")),
+    # the same process reading every page (before it writes): a mapping that was zapped
+    # faults, one that was only write-protected still reads (stale, if the device is gone)
+    "read_after": lambda v: _one_of("read_after", v, ("readable", "sigbus")),
     # the bytes the file or device held before the action are still there
     "data_intact": v_bool("data_intact"),
     # in-flight O_DIRECT into the buffer: completes (full) or fails with an errno
@@ -107,8 +110,13 @@ def describe_removal(obs: dict[str, Any]) -> str:
         parts.append(f"namespace {obs['state_before']} -> {obs.get('state_after')}")
     touched = obs.get("touched")
     if touched is not None:
-        parts.append("mapping: SIGBUS " + str(touched.get("si_code"))
-                     if touched.get("sigbus") else "mapping still readable and writable")
+        if not touched.get("sigbus"):
+            parts.append("mapping still readable and writable")
+        elif touched.get("pass") == "write":
+            parts.append(f"mapping: reads ok, SIGBUS {touched.get('si_code')} on write")
+        else:
+            parts.append(f"mapping: SIGBUS {touched.get('si_code')}"
+                         + (" on read" if touched.get("pass") == "read" else ""))
     elif "touched" in obs:
         parts.append("mapping: the holder did not answer")
     if "data_intact" in obs:
@@ -147,6 +155,15 @@ def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]
             want_text = {"sigbus": "SIGBUS on the next touch (a write to every page)",
                          "intact": "still mapped, no SIGBUS"}[expect["mapping_after"]]
             out.append(Mismatch("the old mapping", want_text, got))
+    if "read_after" in expect and "touched" in obs:
+        touched = obs["touched"]
+        got = "no answer" if touched is None else (
+            "no read pass (older nvh-pin)" if "read_sigbus" not in touched else
+            "sigbus" if touched["read_sigbus"] else "readable")
+        if got != expect["read_after"]:
+            want_text = {"sigbus": "SIGBUS on the first read (the mapping is gone)",
+                         "readable": "every page still reads"}[expect["read_after"]]
+            out.append(Mismatch("reading the old mapping", want_text, got))
     if "data_intact" in expect and "data_intact" in obs \
             and obs["data_intact"] != expect["data_intact"]:
         out.append(Mismatch("data", "unchanged" if expect["data_intact"] else "changed",

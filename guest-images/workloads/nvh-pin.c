@@ -1428,6 +1428,17 @@ static int block_control_signals(sigset_t *old)
 }
 
 static volatile size_t touch_pos;
+static volatile unsigned char read_sink;
+
+/* Reads alone first: a mapping whose PTEs are gone faults on a read, while one that was
+ * only write-protected (writeback after the device went away) still reads, stale. */
+static void do_read(void *arg)
+{
+	const struct ctx *c = arg;
+
+	for (; touch_pos < c->o->size; touch_pos += c->page)
+		read_sink ^= *(volatile unsigned char *)(c->map + touch_pos);
+}
 
 static void do_touch(void *arg)
 {
@@ -1440,19 +1451,29 @@ static void do_touch(void *arg)
 	}
 }
 
-/* SIGUSR1: read then write one byte of every page; stop at the first fault. */
+/* SIGUSR1: read one byte of every page, then read and write one byte back in every page;
+ * stop at the first fault ("pass" says which). */
 static void touch_and_report(struct ctx *c)
 {
-	bool ok;
-	long long off;
+	bool ok, read_ok;
+	long long off, read_pages;
 
 	touch_pos = 0;
-	ok = run_guarded(do_touch, c);
+	read_ok = run_guarded(do_read, c);
+	read_pages = (long long)(touch_pos / c->page);
+	ok = read_ok;
+	if (read_ok) {
+		touch_pos = 0;
+		ok = run_guarded(do_touch, c);
+	}
 	R.touches++;
 	off = ok ? -1 : fault_offset(c);
 	jbegin();
 	kstr("event", "touched");
 	kint("n", (long long)R.touches);
+	kstr("pass", ok ? NULL : read_ok ? "write" : "read");
+	kbool("read_sigbus", !read_ok && fault_signo == SIGBUS);
+	kint("read_pages_ok", read_pages);
 	kbool("sigbus", !ok && fault_signo == SIGBUS);
 	kstr("signal", ok ? NULL : signal_name(fault_signo));
 	kstr("si_code", ok ? NULL : si_code_name(fault_signo, fault_code));

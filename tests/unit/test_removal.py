@@ -48,12 +48,30 @@ def test_revocation_expected_for_devdax():
     table = expectations.load(TABLE, removal.VOCABULARY)
     expect = table.lookup("devdax-2M", "mapped-disable").values
     revoked = obs(command={"ok": True, "status": 0}, state_after="devdax disabled",
-                  touched={"sigbus": True, "si_code": "BUS_ADRERR"})
+                  touched={"sigbus": True, "si_code": "BUS_ADRERR", "pass": "read",
+                           "read_sigbus": True, "read_pages_ok": 0})
     revoked.pop("data_intact")
     assert removal.check_removal(revoked, expect) == []
-    still = dict(revoked, touched={"sigbus": False})
-    assert [m.what for m in removal.check_removal(still, expect)] == ["the old mapping"]
-    assert "SIGBUS BUS_ADRERR" in removal.describe_removal(revoked)
+    still = dict(revoked, touched={"sigbus": False, "read_sigbus": False})
+    assert [m.what for m in removal.check_removal(still, expect)] == [
+        "the old mapping", "reading the old mapping"]
+    assert "SIGBUS BUS_ADRERR on read" in removal.describe_removal(revoked)
+    old_workload = dict(revoked, touched={"sigbus": True, "si_code": "BUS_ADRERR"})
+    assert "older nvh-pin" in str(removal.check_removal(old_workload, expect)[0])
+
+
+def test_fsdax_unbind_reads_stale_and_faults_on_write():
+    """6.1: the writeback in del_gendisk() write-protects the mapping; reads go on."""
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("fsdax-xfs", "mapped-unbind", "6.1.0-56-amd64").values
+    stale = {"command": {"ok": True, "status": 0},
+             "touched": {"sigbus": True, "si_code": "BUS_ADRERR", "pass": "write",
+                         "read_sigbus": False, "read_pages_ok": 512}}
+    assert removal.check_removal(stale, expect) == []
+    assert "reads ok, SIGBUS BUS_ADRERR on write" in removal.describe_removal(stale)
+    zapped = dict(stale, touched={**stale["touched"], "pass": "read", "read_sigbus": True})
+    assert [m.what for m in removal.check_removal(zapped, expect)] == [
+        "reading the old mapping"]
 
 
 def test_inflight_io_corruption_and_hang():
