@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _guest_options(boot)
     shell = sub.add_parser("shell", help="boot a guest and open an interactive shell in it")
     _guest_options(shell)
+    for p in (boot, shell):
+        p.add_argument("--results", metavar="DIR", help="where the console log is kept "
+                                                        "(default: results/<boot|shell>-<id>)")
     qcmd = sub.add_parser("qemu-cmd", help="print the exact QEMU command line; boots nothing")
     _guest_options(qcmd)
 
@@ -326,12 +329,24 @@ def _finish_run(results_dir: Path, pytest_status: int, keyword: str | None,
 
 
 # -- boot / shell / qemu-cmd -----------------------------------------------------------------
-def _booted_guest(args: argparse.Namespace, results: Path):
+def _booted_guest(args: argparse.Namespace):
+    """A guest for `boot`/`shell`; its console log outlives it (an oops met while poking
+    around by hand is worth keeping), in results/<command>-<id>/ like a run's."""
     from .guest import Guest
+    from .results import new_run_id
 
+    results = Path(args.results) if args.results else \
+        ROOT / "results" / f"{args.command}-{new_run_id()}"
+    if results.exists() and not results.is_dir():
+        raise UsageError(f"--results: {results} exists and is not a directory")
     config = prepare(_options(args))
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
     return Guest(config, console_sink=results / "console.log")
+
+
+def _console_saved(guest) -> None:
+    if guest.console_sink and guest.console_sink.exists():
+        progress.say(f"console log kept in {guest.console_sink}")
 
 
 def _ssh_command(guest, known_hosts: Path) -> list[str]:
@@ -343,26 +358,33 @@ def _ssh_command(guest, known_hosts: Path) -> list[str]:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nvh-boot-") as tmp:
-        guest = _booted_guest(args, Path(tmp))
-        with guest:
-            ssh = _ssh_command(guest, Path(tmp) / "known_hosts")
-            print(f"guest up ({guest.kernel_release}); log in with:\n  {shlex.join(ssh)}")
-            print(f"console log: {guest.files.console_log}\nCtrl-C stops the guest.", flush=True)
-            try:
-                while guest.is_alive():
-                    time.sleep(1)
-            except KeyboardInterrupt as e:
-                print("\nstopping the guest")
-                return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
+        guest = _booted_guest(args)
+        try:
+            with guest:
+                ssh = _ssh_command(guest, Path(tmp) / "known_hosts")
+                print(f"guest up ({guest.kernel_release}); log in with:\n  {shlex.join(ssh)}")
+                print(f"console log (live): {guest.files.console_log}\n"
+                      "Ctrl-C stops the guest.", flush=True)
+                try:
+                    while guest.is_alive():
+                        time.sleep(1)
+                except KeyboardInterrupt as e:
+                    print("\nstopping the guest")
+                    return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
+        finally:
+            _console_saved(guest)
     print("the guest exited", file=sys.stderr)
     return EXIT_INFRA
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nvh-shell-") as tmp:
-        guest = _booted_guest(args, Path(tmp))
-        with guest:
-            return subprocess.call(_ssh_command(guest, Path(tmp) / "known_hosts"))
+        guest = _booted_guest(args)
+        try:
+            with guest:
+                return subprocess.call(_ssh_command(guest, Path(tmp) / "known_hosts"))
+        finally:
+            _console_saved(guest)
 
 
 def cmd_qemu_cmd(args: argparse.Namespace) -> int:

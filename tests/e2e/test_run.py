@@ -80,10 +80,11 @@ def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu, list_our_qemus):
     assert (results / "console.log").stat().st_size > 0  # partial results are kept
 
 
-def test_sigterm_to_boot_stops_the_guest_and_cleans_up(no_new_qemu):
+def test_sigterm_to_boot_stops_the_guest_and_cleans_up(tmp_path, no_new_qemu):
     before = set(Path("/tmp").glob("nvh-guest-*"))
-    proc = subprocess.Popen([*NVH, "boot", "--accel", "tcg"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    kept = tmp_path / "boot"
+    proc = subprocess.Popen([*NVH, "boot", "--accel", "tcg", "--results", str(kept)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in proc.stdout:  # wait until the guest is up and the ssh line is printed
         lines.append(line)
@@ -94,3 +95,6 @@ def test_sigterm_to_boot_stops_the_guest_and_cleans_up(no_new_qemu):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 143, out[-2000:]
     assert set(Path("/tmp").glob("nvh-guest-*")) == before, "the guest's workdir was left"
+    # The console outlives the guest (an oops met by hand is worth keeping).
+    assert "nvh: guest ready" in (kept / "console.log").read_text(errors="replace")
+    assert f"console log kept in {kept / 'console.log'}" in out

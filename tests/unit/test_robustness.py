@@ -663,3 +663,12 @@ def test_soak_counts_exactly_its_private_tmp(tmp_path, monkeypatch):
     table = soak.report([{"t": "passed"}], [0], [1.0], [], ours, others)
     assert "new entries under /tmp left (in the runs' TMPDIR): 1" in table
     assert "(other users?; not counted): 2" in table
+
+
+@pytest.mark.parametrize("command", ["boot", "shell"])
+def test_boot_results_that_is_a_file_is_exit_2(tmp_path, capsys, command):
+    """`boot` and `shell` keep their console in --results; a file there is bad input."""
+    f = tmp_path / "f"
+    f.write_text("")
+    assert main([command, "--results", str(f)]) == 2
+    assert f"--results: {f} exists and is not a directory" in capsys.readouterr().err
