@@ -47,12 +47,16 @@ WORKDIR_PREFIX = "nvh-guest-"
 OWNER_FILE = ".owner"
 
 
-def remove_stale_workdirs() -> list[Path]:
+def remove_stale_workdirs(roots: list[Path] | None = None) -> list[Path]:
     """Remove guest workdirs (GBs of sparse NVDIMM backing files) whose owner process is
     gone. Conservative: a workdir without an owner file, or whose owner pid is alive (even
     if reused), is left alone."""
     removed = []
-    for d in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+    # avocado sets TMP=/var/tmp for its tests: a harness under it makes its workdirs there.
+    if roots is None:
+        roots = list(dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp"),
+                                    Path("/var/tmp")]))
+    for d in (d for root in roots for d in sorted(root.glob(f"{WORKDIR_PREFIX}*"))):
         try:
             pid = int((d / OWNER_FILE).read_text().split()[0])
         except (OSError, ValueError, IndexError):

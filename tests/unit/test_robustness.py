@@ -447,10 +447,9 @@ def test_after_an_interrupt_no_guest_command_is_sent():
         interrupt.clear()
 
 
-def test_workdir_of_a_killed_harness_is_removed_by_the_next_guest(tmp_path, monkeypatch):
+def test_workdir_of_a_killed_harness_is_removed_by_the_next_guest(tmp_path):
     """SIGKILL of the harness itself: nothing can clean up then (QEMU dies with it through
     PDEATHSIG); the next guest on the machine removes the dead owner's workdir."""
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     dead = subprocess.Popen(["true"])
     dead.wait()
     stale = tmp_path / "nvh-guest-dead"
@@ -462,7 +461,7 @@ def test_workdir_of_a_killed_harness_is_removed_by_the_next_guest(tmp_path, monk
     (live / guest.OWNER_FILE).write_text(f"{os.getpid()}\n")
     unowned = tmp_path / "nvh-guest-old"  # an older harness wrote no owner file
     unowned.mkdir()
-    assert guest.remove_stale_workdirs() == [stale]
+    assert guest.remove_stale_workdirs([tmp_path]) == [stale]
     assert not stale.exists() and live.exists() and unowned.exists()
 
 
