@@ -1428,16 +1428,21 @@ static int block_control_signals(sigset_t *old)
 }
 
 static volatile size_t touch_pos;
-static volatile unsigned char read_sink;
+static volatile size_t read_as_written;
 
 /* Reads alone first: a mapping whose PTEs are gone faults on a read, while one that was
- * only write-protected (writeback after the device went away) still reads, stale. */
+ * only write-protected (writeback after the device went away) still reads, stale. Each
+ * page's first word is compared with the pattern the fill stored there. */
 static void do_read(void *arg)
 {
 	const struct ctx *c = arg;
 
-	for (; touch_pos < c->o->size; touch_pos += c->page)
-		read_sink ^= *(volatile unsigned char *)(c->map + touch_pos);
+	for (; touch_pos < c->o->size; touch_pos += c->page) {
+		uint64_t w = *(volatile uint64_t *)(c->map + touch_pos);
+
+		if (w == mix64(c->key ^ (touch_pos >> 3)))
+			read_as_written++;
+	}
 }
 
 static void do_touch(void *arg)
@@ -1459,6 +1464,7 @@ static void touch_and_report(struct ctx *c)
 	long long off, read_pages;
 
 	touch_pos = 0;
+	read_as_written = 0;
 	read_ok = run_guarded(do_read, c);
 	read_pages = (long long)(touch_pos / c->page);
 	ok = read_ok;
@@ -1474,6 +1480,7 @@ static void touch_and_report(struct ctx *c)
 	kstr("pass", ok ? NULL : read_ok ? "write" : "read");
 	kbool("read_sigbus", !read_ok && fault_signo == SIGBUS);
 	kint("read_pages_ok", read_pages);
+	kint("read_pages_as_written", (long long)read_as_written);
 	kbool("sigbus", !ok && fault_signo == SIGBUS);
 	kstr("signal", ok ? NULL : signal_name(fault_signo));
 	kstr("si_code", ok ? NULL : si_code_name(fault_signo, fault_code));

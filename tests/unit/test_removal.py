@@ -66,9 +66,17 @@ def test_fsdax_unbind_reads_stale_and_faults_on_write():
     expect = table.lookup("fsdax-xfs", "mapped-unbind", "6.1.0-56-amd64").values
     stale = {"command": {"ok": True, "status": 0},
              "touched": {"sigbus": True, "si_code": "BUS_ADRERR", "pass": "write",
-                         "read_sigbus": False, "read_pages_ok": 512}}
+                         "read_sigbus": False, "read_pages_ok": 512,
+                         "read_pages_as_written": 512, "pages": 512}}
     assert removal.check_removal(stale, expect) == []
-    assert "reads ok, SIGBUS BUS_ADRERR on write" in removal.describe_removal(stale)
+    assert "reads ok (512 of 512 pages as written before), SIGBUS BUS_ADRERR on write" in \
+        removal.describe_removal(stale)
+    other = dict(stale, touched={**stale["touched"], "read_pages_as_written": 3})
+    assert [str(m) for m in removal.check_removal(other, expect)] == [
+        str(removal.Mismatch("reading the old mapping",
+                             "every page still reads the bytes stored before", "readable"))]
+    # readable is satisfied by old data too
+    assert removal.check_removal(stale, dict(expect, read_after="readable")) == []
     zapped = dict(stale, touched={**stale["touched"], "pass": "read", "read_sigbus": True})
     assert [m.what for m in removal.check_removal(zapped, expect)] == [
         "reading the old mapping"]
