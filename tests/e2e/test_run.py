@@ -81,10 +81,13 @@ def test_ctrl_c_mid_run_leaves_no_qemu(tmp_path, no_new_qemu, list_our_qemus):
 
 
 def test_sigterm_to_boot_stops_the_guest_and_cleans_up(tmp_path, no_new_qemu):
-    before = set(Path("/tmp").glob("nvh-guest-*"))
+    # A private TMPDIR for the guest's workdir: other runs on the machine come and go in /tmp.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     kept = tmp_path / "boot"
     proc = subprocess.Popen([*NVH, "boot", "--accel", "tcg", "--results", str(kept)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(private_tmp)})
     lines = []
     for line in proc.stdout:  # wait until the guest is up and the ssh line is printed
         lines.append(line)
@@ -94,7 +97,7 @@ def test_sigterm_to_boot_stops_the_guest_and_cleans_up(tmp_path, no_new_qemu):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 143, out[-2000:]
-    assert set(Path("/tmp").glob("nvh-guest-*")) == before, "the guest's workdir was left"
+    assert not list(private_tmp.iterdir()), f"left behind: {list(private_tmp.iterdir())}"
     # The console outlives the guest (an oops met by hand is worth keeping).
     assert "nvh: guest ready" in (kept / "console.log").read_text(errors="replace")
     assert f"console log kept in {kept / 'console.log'}" in out
