@@ -57,12 +57,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 SHARD = pytest.StashKey[Shard]()
 
 
-def _interrupt_on_sigterm(signum, frame):
-    # pytest runs fixture teardown and sessionfinish for KeyboardInterrupt, not for SIGTERM:
-    # this way a terminated run still stops its guest and writes partial results.
-    interrupt.raise_keyboard_interrupt(signum, frame)
-
-
 def _xdist_worker(config: pytest.Config) -> str | None:
     """The xdist worker id ("gw0") when this process is one, else None."""
     return getattr(config, "workerinput", {}).get("workerid")
@@ -74,7 +68,7 @@ def _interrupt_controller_on_sigterm(signum, frame):
     for pid in _child_pids():
         with contextlib.suppress(OSError):
             os.kill(pid, signum)
-    _interrupt_on_sigterm(signum, frame)
+    interrupt.raise_keyboard_interrupt(signum, frame)
 
 
 def _child_pids() -> list[int]:
@@ -91,8 +85,10 @@ def _child_pids() -> list[int]:
 def pytest_configure(config: pytest.Config) -> None:
     worker = _xdist_worker(config)
     controller = not worker and bool(getattr(config.option, "numprocesses", None))
+    # pytest runs fixture teardown and sessionfinish for KeyboardInterrupt, not for SIGTERM:
+    # this way a terminated run still stops its guest and writes partial results.
     signal.signal(signal.SIGTERM, _interrupt_controller_on_sigterm if controller
-                  else _interrupt_on_sigterm)
+                  else interrupt.raise_keyboard_interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         # Ctrl-C as before, but remembered: teardown then stops talking to the guest.
         signal.signal(signal.SIGINT, interrupt.raise_keyboard_interrupt)

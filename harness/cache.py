@@ -45,17 +45,22 @@ def is_complete(entry: Path) -> bool:
     return (entry / COMPLETE_MARKER).is_file()
 
 
+def stamp_path(entry: Path) -> Path:
+    """The file whose mtime is the entry's last use: its .complete marker, or the entry
+    itself (build trees and source copies have no marker, modules images are files)."""
+    marker = entry / COMPLETE_MARKER
+    return marker if marker.exists() else entry
+
+
 def mark_used(entry: Path) -> None:
     """Refresh the entry's time: `nvdimm-harness cache prune` goes by the last use."""
-    target = entry / COMPLETE_MARKER if entry.is_dir() else entry
     with contextlib.suppress(OSError):
-        os.utime(target)
+        os.utime(stamp_path(entry))
 
 
 def last_used(entry: Path) -> float:
-    target = entry / COMPLETE_MARKER if (entry / COMPLETE_MARKER).exists() else entry
     try:
-        return target.stat().st_mtime
+        return stamp_path(entry).stat().st_mtime
     except OSError:
         return 0.0
 

@@ -17,14 +17,10 @@ from pathlib import Path
 
 from . import cache
 
-# (subdirectory, kind, what it is); entries are its children.
-KINDS = (
-    ("images", "image", "guest image (rootfs, stock kernel)"),
-    ("kernels", "kernel", "built kernel (bzImage, vmlinux, modules)"),
-    ("modules", "modules", "modules disk image for --kernel/--modules"),
-    ("kernel-build", "build tree", "out-of-tree objects for incremental builds"),
-    ("kernel-src", "source copy", "patched copy of a kernel tree"),
-)
+# (subdirectory, kind); entries are its children: guest images, built kernels, modules disk
+# images for --kernel/--modules, out-of-tree objects, patched copies of kernel trees.
+KINDS = (("images", "image"), ("kernels", "kernel"), ("modules", "modules"),
+         ("kernel-build", "build tree"), ("kernel-src", "source copy"))
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class Entry:
 def entries(root: Path | None = None) -> list[Entry]:
     root = root or cache.cache_root()
     found = []
-    for sub, kind, _ in KINDS:
+    for sub, kind in KINDS:
         d = root / sub
         if not d.is_dir():
             continue

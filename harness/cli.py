@@ -337,8 +337,7 @@ def _booted_guest(args: argparse.Namespace):
 
     results = Path(args.results) if args.results else \
         ROOT / "results" / f"{args.command}-{new_run_id()}"
-    if results.exists() and not results.is_dir():
-        raise UsageError(f"--results: {results} exists and is not a directory")
+    _check_results_dir(results)
     config = prepare(_options(args))
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
     return Guest(config, console_sink=results / "console.log")

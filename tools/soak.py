@@ -82,6 +82,11 @@ def differences(runs: list[dict[str, str]]) -> dict[str, list[str]]:
     return diff
 
 
+def stable(runs: list[dict[str, str]], exit_codes: list[int]) -> bool:
+    """Every run wrote results, with the same verdict for every test and the same exit."""
+    return not differences(runs) and len(set(exit_codes)) == 1 and all(runs)
+
+
 def report(runs: list[dict[str, str]], exit_codes: list[int], durations: list[float],
            qemu_left: list[int], tmp_left: list[Path], others: list[Path] = ()) -> str:
     lines = ["", f"{'run':>3}  {'exit':>4}  {'duration':>9}  outcomes"]
@@ -93,7 +98,7 @@ def report(runs: list[dict[str, str]], exit_codes: list[int], durations: list[fl
         lines.append(f"{i:>3}  {code:>4}  {dur:>8.0f}s  {text}")
     diff = differences(runs)
     n_tests = len({t for run in runs for t in run})
-    same = not diff and len(set(exit_codes)) == 1 and all(runs)
+    same = stable(runs, exit_codes)
     lines.append("")
     lines.append(f"verdicts identical in all {len(runs)} runs: {'yes' if same else 'NO'} "
                  f"({n_tests} tests)")
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                                    env=env)
         except KeyboardInterrupt:
             print("soak: interrupted", file=sys.stderr)
+            with contextlib.suppress(OSError):
+                private_tmp.rmdir()  # kept (and named) only if a run left something in it
             return 130
         durations.append(time.monotonic() - started)
         codes.append(code)
@@ -174,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "differences": differences(runs), "qemu_left": qemu_left,
         "tmp_left": [str(p) for p in tmp_left],
         "others_tmp": [str(p) for p in others]}, indent=2) + "\n")
-    stable = not differences(runs) and len(set(codes)) == 1 and all(runs)
-    return 0 if stable and not qemu_left and not tmp_left else 1
+    return 0 if stable(runs, codes) and not qemu_left and not tmp_left else 1
 
 
 if __name__ == "__main__":

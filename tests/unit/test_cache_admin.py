@@ -20,8 +20,7 @@ def make_entry(root, sub, name, days_ago, now, size=4096):
         (p / "blob").write_bytes(b"x" * size)
         if sub in ("images", "kernels"):
             (p / cache.COMPLETE_MARKER).write_text("ok\n")
-    target = p / cache.COMPLETE_MARKER if (p / cache.COMPLETE_MARKER).exists() else p
-    os.utime(target, (now - days_ago * DAY, now - days_ago * DAY))
+    os.utime(cache.stamp_path(p), (now - days_ago * DAY, now - days_ago * DAY))
     return p
 
 
@@ -56,9 +55,10 @@ def test_prune_goes_by_last_use_and_spares_what_a_build_holds(tmp_path):
 
 def test_use_refreshes_the_time(tmp_path):
     now = time.time()
-    entry = make_entry(tmp_path, "kernels", "aaaa", 40, now)
-    cache.mark_used(entry)
-    assert now - cache.last_used(entry) < 60
+    for sub, name in (("kernels", "aaaa"), ("kernel-build", "bbbb"), ("modules", "c.ext4")):
+        entry = make_entry(tmp_path, sub, name, 40, now)  # with and without a marker
+        cache.mark_used(entry)
+        assert now - cache.last_used(entry) < 60, entry
 
 
 def test_cache_command(tmp_path, monkeypatch, capsys):
