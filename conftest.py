@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import interrupt, kmsg, known_failures, merge, progress, symbolize
+from harness.checks import Check
 from harness.errors import BootError, HarnessError, UsageError
 from harness.guest import Guest, slice_between_marks
 from harness.ndctl import Ndctl
@@ -160,6 +161,9 @@ class TestArtifacts:
         self.expected = ""
         self.observed = ""
         self.trace_counts: dict[str, int] = {}
+        self.checks: list[Check] = []
+        # Findings the harness made itself (a stalled workload): judged like kernel ones.
+        self.harness_findings: list[kmsg.Finding] = []
 
     def attach(self, name: str, text: str) -> Path:
         path = self.dir / name
@@ -179,6 +183,13 @@ class TestArtifacts:
 
     def expectation(self, expected: str, observed: str) -> None:
         self.expected, self.observed = expected, observed
+
+    def add_checks(self, checks) -> None:
+        """Record what the test compared; kept for every outcome, crash included."""
+        self.checks.extend(checks)
+
+    def add_finding(self, finding: kmsg.Finding) -> None:
+        self.harness_findings.append(finding)
 
 
 class KernelFindingsError(AssertionError):
@@ -240,7 +251,8 @@ class TestFrame:
         self.artifacts.attach("dmesg.txt", log)
         expected_titles = [t for m in self.item.iter_markers("expect_kernel") for t in m.args]
         unexpected, expected = kmsg.split_expected(kmsg.scan_kernel_log(log), expected_titles)
-        self.findings, self.expected_findings = unexpected, expected
+        self.findings = [*self.artifacts.harness_findings, *unexpected]
+        self.expected_findings = expected
         self._locate_findings()
         panic_event = self.guest.panic_event()
         if not self.guest.is_alive() or panic_event:
@@ -498,11 +510,14 @@ class RunRecorder:
         if outcome is None:
             return report
         verdict = self._known_failure(item, outcome, frame) if report.when == "call" else None
-        if verdict is not None:
+        message = _message(report, frame)
+        if verdict is not None and verdict.outcome == "failed":
+            # The known bug and something else: failed, and the message says both.
+            message = f"{verdict.message}\n{message}"[:4000]
+        elif verdict is not None:
             outcome = verdict.outcome
             _as_xfail(report, verdict)
         record = self.records.get(item.nodeid)
-        message = _message(report, frame)
         if record is None or record.outcome == "passed":
             art = self.artifacts_for(item)
             if report.failed and report.longreprtext:
@@ -514,9 +529,14 @@ class RunRecorder:
                 artifacts=list(art.files), expected=art.expected, observed=art.observed,
                 trace_counts=dict(art.trace_counts),
                 known_issue=verdict.entry.to_json() if verdict else None,
+                checks=[c.to_json() for c in art.checks],
             )
         elif report.when == "call":
             record.duration_s = round(report.duration, 3)
+        if report.when == "teardown" and item.nodeid in self.records:
+            # Checks recorded in fixture teardown (namespace usable again) count too.
+            art = self.artifacts_for(item)
+            self.records[item.nodeid].checks = [c.to_json() for c in art.checks]
         return report
 
     def _known_failure(self, item: pytest.Item, outcome: str,
@@ -531,7 +551,7 @@ class RunRecorder:
                 return None
         release = self.guest.kernel_release if self.guest else None
         return self.known.judge(item.nodeid, release, outcome == "passed",
-                                [f.title for f in frame.findings])
+                                [f.title for f in frame.findings], frame.artifacts.checks)
 
     # -- pytest-xdist controller ----------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)

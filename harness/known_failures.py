@@ -7,12 +7,19 @@ The table is YAML (testcases/known_failures.yaml):
         kernel: ">=6.1,<6.2"                                       # release range
         finding: "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
         also: ["WARNING in ..."]   # optional: other reports the same bug prints
+        consequences:              # optional: checks of the test the bug makes fail
+          - check: "umount"        # a check name, exactly as summary.json records it
+            reason: "umount is where the oops happens; the process dies with it"
         reference: "what the bug is, where it was found or fixed"
 
-A test that fails on a matching kernel with the recorded finding, and no finding outside
-`finding` + `also`, is `known_failure`; a test with a matching record that passes cleanly is
-`fixed`. Anything else (another finding, a failure without the finding, another kernel) is
-judged as usual. Pure: loading validates and reports the first problem as one line.
+A known bug never hides another deviation (DESIGN.md). A test that fails on a matching
+kernel is `known_failure` only when the bug is all that went wrong: the recorded finding is
+there, no finding outside `finding` + `also`, and every check of the test held except those
+listed in `consequences`. With the finding but anything else wrong (an unrelated finding, a
+failed check the bug does not explain) the verdict is `failed`, with a message that names
+the known bug and what else differed. A test with a matching record that passes cleanly,
+every check held, is `fixed`. A failure without the finding is judged as usual. Pure:
+loading validates and reports the first problem as one line.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checks import Check
 from .expectations import KernelRange
 from .yamlfile import YamlFileError, read_yaml
 
-_KEYS = {"test", "kernel", "finding", "also", "reference", "note"}
+_KEYS = {"test", "kernel", "finding", "also", "consequences", "reference", "note"}
 
 
 class KnownFailuresError(ValueError):
@@ -41,6 +49,8 @@ class KnownFailure:
     reference: str
     also: tuple[str, ...] = ()
     note: str = ""
+    # check name -> why this bug makes that check fail
+    consequences: tuple[tuple[str, str], ...] = ()
 
     def applies(self, test_id: str, release: str | None) -> bool:
         return (release is not None and _test_regex(self.test).fullmatch(_short_id(test_id))
@@ -51,15 +61,24 @@ class KnownFailure:
         titles = set(titles)
         return self.finding in titles and titles <= {self.finding, *self.also}
 
-    def to_json(self) -> dict[str, str]:
+    def unexplained(self, checks: Iterable[Check]) -> list[Check]:
+        """The failed checks this bug does not account for."""
+        explained = {name for name, _ in self.consequences}
+        return [c for c in checks if not c.ok and c.name not in explained]
+
+    def to_json(self) -> dict[str, Any]:
         return {"title": self.finding, "kernel": self.kernel.text, "reference": self.reference,
-                **({"note": self.note} if self.note else {})}
+                **({"note": self.note} if self.note else {}),
+                **({"consequences": [{"check": n, "reason": r} for n, r in self.consequences]}
+                   if self.consequences else {})}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: str             # "known_failure" or "fixed"
+    outcome: str             # "known_failure", "fixed", or "failed" (the bug and more)
     entry: KnownFailure
+    # For "failed": names the known bug and every other deviation.
+    message: str = ""
 
 
 class KnownFailures:
@@ -71,20 +90,36 @@ class KnownFailures:
         return [e for e in self.entries if e.applies(test_id, release)]
 
     def judge(self, test_id: str, release: str | None, passed: bool,
-              finding_titles: Iterable[str]) -> Verdict | None:
-        """known_failure / fixed for a test with a record on this kernel, else None."""
+              finding_titles: Iterable[str], checks: Iterable[Check] = ()) -> Verdict | None:
+        """known_failure / fixed / failed for a test with a record on this kernel; None when
+        no record applies or the record's finding is not there (judged as usual)."""
         entries = self.for_test(test_id, release)
         titles = list(finding_titles)
+        checks = list(checks)
         if not entries:
             return None
-        if passed and not titles:
-            return Verdict("fixed", entries[0])
         if passed:
-            return None
+            # A pass with a failed check cannot happen (the test asserts them); be strict.
+            clean = not titles and all(c.ok for c in checks)
+            return Verdict("fixed", entries[0]) if clean else None
         for entry in entries:
-            if entry.explains(titles):
+            if entry.finding not in titles:
+                continue
+            unrelated = [t for t in titles if t not in {entry.finding, *entry.also}]
+            unexplained = entry.unexplained(checks)
+            if not unrelated and not unexplained:
                 return Verdict("known_failure", entry)
+            return Verdict("failed", entry, _more_than_the_bug(entry, unrelated, unexplained))
         return None
+
+
+def _more_than_the_bug(entry: KnownFailure, unrelated: list[str],
+                       unexplained: list[Check]) -> str:
+    lines = [f"the known kernel bug ({entry.finding}) happened, and something it does not "
+             "explain differed as well:"]
+    lines += [f"  check {c}" + (f" [{c.source}]" if c.source else "") for c in unexplained]
+    lines += [f"  kernel finding: {t}" for t in unrelated]
+    return "\n".join(lines)
 
 
 def _short_id(test_id: str) -> str:
@@ -132,7 +167,21 @@ def _entry(item: Any) -> KnownFailure:
         raise ValueError("also must be a list of finding titles")
     return KnownFailure(test=_text(item, "test"), kernel=KernelRange.parse(item.get("kernel")),
                         finding=_text(item, "finding"), reference=_text(item, "reference"),
-                        also=tuple(also), note=_text(item, "note", required=False))
+                        also=tuple(also), note=_text(item, "note", required=False),
+                        consequences=_consequences(item.get("consequences")))
+
+
+def _consequences(raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError("consequences must be a list of {check, reason}")
+    out = []
+    for c in raw:
+        if not isinstance(c, dict) or set(c) != {"check", "reason"}:
+            raise ValueError(f"a consequence must be {{check: NAME, reason: TEXT}}, not {c!r}")
+        out.append((_text(c, "check"), _text(c, "reason")))
+    return tuple(out)
 
 
 def load(path: str | Path) -> KnownFailures:

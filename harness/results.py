@@ -48,7 +48,9 @@ class TestRecord:
     expected: str = ""
     observed: str = ""
     trace_counts: dict[str, int] = field(default_factory=dict)
-    known_issue: dict[str, str] | None = None
+    known_issue: dict[str, Any] | None = None
+    # Every expectation the test compared (harness/checks.py Check.to_json()), any outcome.
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

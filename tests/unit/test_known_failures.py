@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness import known_failures
+from harness.checks import Check
 from harness.known_failures import KnownFailuresError, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +30,56 @@ def test_known_failure_needs_test_kernel_and_finding():
     assert kf.judge(test.replace("rdma", "io_uring"), "6.1.0", False, [OOPS]) is None
     assert kf.judge(test, "6.1.0", False, ["WARNING in dax_iomap_rw"]) is None
     assert kf.judge(test, "6.1.0", False, []) is None
-    # the bug plus something unrelated is not the known bug
-    assert kf.judge(test, "6.1.0", False, [OOPS, "WARNING in x"]) is None
+    # the bug plus something unrelated is not the known bug: failed, naming both
+    both = kf.judge(test, "6.1.0", False, [OOPS, "WARNING in x"])
+    assert both.outcome == "failed"
+    assert OOPS in both.message and "kernel finding: WARNING in x" in both.message
+
+
+# -- issue 14 item 1: the bug must be the only deviation --------------------------------
+
+RDMA = "testcases/test_remove.py::test_remove_pinned_devdax[rdma-disable]"
+MAPPING_OK = Check("the old mapping", "SIGBUS on the next touch", "sigbus", True,
+                   source="drivers/dax/bus.c kill_dev_dax()")
+MAPPING_BAD = Check("the old mapping", "SIGBUS on the next touch", "intact", False,
+                    source="drivers/dax/bus.c kill_dev_dax()")
+USABLE = Check("namespace usable again", "recreated, O_DIRECT round trip exact", "ok", True)
+
+
+def test_a_failed_check_beside_the_known_oops_is_failed_naming_both():
+    """A devdax disable that stopped revoking the mapping under an rxe pin, on a kernel
+    that also oopses at the unpin: the oops is known, the mapping is not."""
+    kf = table()
+    verdict = kf.judge(RDMA, "6.1.0-57-amd64", False, [OOPS], [MAPPING_BAD, USABLE])
+    assert verdict.outcome == "failed"
+    assert OOPS in verdict.message
+    assert "the old mapping: expected SIGBUS on the next touch, observed intact" \
+        in verdict.message
+    assert "drivers/dax/bus.c" in verdict.message
+
+
+def test_the_known_oops_with_every_check_held_is_known_failure():
+    kf = table()
+    verdict = kf.judge(RDMA, "6.1.0-57-amd64", False, [OOPS], [MAPPING_OK, USABLE])
+    assert verdict.outcome == "known_failure"
+
+
+def test_a_check_the_bug_explains_is_listed_as_a_consequence():
+    umount = Check("umount", "exit 0", "killed (status 137)", False)
+    kf = table(consequences=[{"check": "umount", "reason": "the oops happens in umount"}])
+    assert kf.judge(RDMA, "6.1.0", False, [OOPS], [umount, USABLE]).outcome == "known_failure"
+    # only that check: another failed check still fails the test
+    verdict = kf.judge(RDMA, "6.1.0", False, [OOPS], [umount, MAPPING_BAD])
+    assert verdict.outcome == "failed" and "the old mapping" in verdict.message
+    assert "umount" not in verdict.message.split("differed as well:")[1]
+    assert kf.entries[0].to_json()["consequences"] == [
+        {"check": "umount", "reason": "the oops happens in umount"}]
+
+
+def test_fixed_needs_every_check_held():
+    kf = table()
+    assert kf.judge(RDMA, "6.1.0", True, [], [MAPPING_OK]).outcome == "fixed"
+    assert kf.judge(RDMA, "6.1.0", True, [], [MAPPING_BAD]) is None
 
 
 def test_also_lists_what_the_same_bug_prints():
@@ -59,6 +108,8 @@ def test_brackets_in_ids_are_literal():
     ({"reference": None}, "entry 1: reference must be non-empty text"),
     ({"colour": "red"}, "entry 1: unknown key 'colour'"),
     ({"also": "x"}, "entry 1: also must be a list of finding titles"),
+    ({"consequences": [{"check": "umount"}]}, "entry 1: a consequence must be {check: NAME"),
+    ({"consequences": "umount"}, "entry 1: consequences must be a list"),
 ])
 def test_bad_entries_name_the_problem(entry, message):
     with pytest.raises(KnownFailuresError) as e:

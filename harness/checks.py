@@ -1,0 +1,65 @@
+"""One compared expectation: what the table (or the harness) expected, what the guest showed.
+
+Every judging function (workload.check_odirect, pinning.check_pin, removal.check_removal,
+trace.check_pmd_faults, ...) returns a Check for every comparison it made, the ones that
+held as well as the ones that did not, so that summary.json can say what a verdict rests
+on (DESIGN.md: `checks: [{name, expected, observed, ok, source}]`) and a known kernel bug
+can be told apart from a second deviation in the same test (harness/known_failures.py).
+Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str          # what was compared, e.g. "O_DIRECT transfer", "the old mapping"
+    expected: str
+    observed: str
+    ok: bool
+    source: str = ""   # the citation of the expectation row (kernel file, version), if any
+    key: str = ""      # the expectation-table key it judges ("transfer", "mapping_after")
+
+    def __str__(self) -> str:
+        return f"{self.name}: expected {self.expected}, observed {self.observed}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "expected": self.expected, "observed": self.observed,
+                "ok": self.ok, "source": self.source, **({"key": self.key} if self.key else {})}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Check:
+        return cls(name=str(data.get("name", "")), expected=str(data.get("expected", "")),
+                   observed=str(data.get("observed", "")), ok=bool(data.get("ok")),
+                   source=str(data.get("source", "")), key=str(data.get("key", "")))
+
+
+def passed(name: str, expected: str, observed: str, key: str = "") -> Check:
+    return Check(name, expected, observed, True, key=key)
+
+
+def failed(name: str, expected: str, observed: str, key: str = "") -> Check:
+    return Check(name, expected, observed, False, key=key)
+
+
+def compare(name: str, expected: str, observed: str, ok: bool, key: str = "") -> Check:
+    return Check(name, expected, observed, ok, key=key)
+
+
+def with_sources(checks: Iterable[Check], sources: dict[str, str]) -> list[Check]:
+    """Each check keyed by an expectation key gets the citation of the row that set it."""
+    return [replace(c, source=sources.get(c.key, c.source)) if c.key and not c.source else c
+            for c in checks]
+
+
+def failures(checks: Iterable[Check]) -> list[Check]:
+    return [c for c in checks if not c.ok]
+
+
+def format_failures(checks: Iterable[Check]) -> str:
+    """The failed checks, one per line ('' when all held)."""
+    return "\n".join(str(c) for c in failures(checks))
