@@ -32,3 +32,8 @@ class BootError(InfraError):
     def __init__(self, message: str, console_tail: str = ""):
         super().__init__(message)
         self.console_tail = console_tail
+
+
+class PreconditionNotMet(Exception):
+    """A guest test could not set up the situation it tests (the I/O was not in flight when
+    the device went away): nothing was tested, so the test is `error`, never `passed`."""

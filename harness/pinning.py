@@ -14,9 +14,9 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
+from .checks import Check, failures
 from .expectations import Vocabulary, parse_count_rule, v_exact, v_result, v_rule
 from .guest_process import GuestProcess
-from .workload import Mismatch
 
 if TYPE_CHECKING:
     from .guest_process import Runner
@@ -32,6 +32,9 @@ VOCABULARY: Vocabulary = {
     # pages counted in nr_foll_pin_acquired while the pin is taken: FOLL_PIN users
     # (pin_user_pages*) count, FOLL_GET users (vmsplice, 6.1's O_DIRECT) do not.
     "foll_pin_acquired": v_rule("foll_pin_acquired"),
+    # the same for nr_foll_pin_released over the pin command (pins taken and dropped in
+    # the one call: gup_test, or a pin refused after it was taken)
+    "foll_pin_released": v_rule("foll_pin_released"),
 }
 
 
@@ -108,33 +111,47 @@ def describe_pin(observed: dict[str, Any], delta: dict[str, int] | None = None) 
 
 
 def check_pin(observed: dict[str, Any], expect: dict[str, Any],
-              delta: dict[str, int] | None = None) -> list[Mismatch]:
+              delta: dict[str, int] | None = None) -> list[Check]:
     """Every way an nvh-pin observation differs from `expect`; empty means it matched."""
-    out: list[Mismatch] = []
-    if not observed.get("completed"):
-        out.append(Mismatch("workload", "all steps completed",
-                            f"stopped: {observed.get('error') or 'unknown error'}"))
+    return failures(pin_checks(observed, expect, delta))
+
+
+def pin_checks(observed: dict[str, Any], expect: dict[str, Any],
+               delta: dict[str, int] | None = None) -> list[Check]:
+    """Every comparison of an nvh-pin observation (and the FOLL_PIN counter delta around
+    it) with `expect`, held or not. The counters are judged for refused pins as well: a
+    pin that is refused after pin_user_pages() succeeded (io_uring's VMA check on < 6.5)
+    moves both counters by the same amount, one refused up front moves neither."""
+    out: list[Check] = []
+    completed = bool(observed.get("completed"))
+    out.append(Check("workload", "all steps completed", "completed" if completed else
+                     f"stopped: {observed.get('error') or 'unknown error'}", completed))
     pin = observed.get("pin") or {}
     want = expect.get("pin")
-    if want == "ok" and not pin.get("ok"):
-        out.append(Mismatch("pin", "the kernel pins the pages", _pin_text(pin)))
-    elif isinstance(want, dict) and (pin.get("ok") or pin.get("errno") != want["errno"]):
-        out.append(Mismatch("pin", f"refused with {want['errno']}", _pin_text(pin)))
-    elif want == "refused" and pin.get("ok"):
-        out.append(Mismatch("pin", "refused", _pin_text(pin)))
-    if want != "ok":
-        return out  # a refused pin has nothing to verify or count
-    if expect.get("verify") == "exact" and pin.get("ok"):
+    if want == "ok":
+        out.append(Check("pin", "the kernel pins the pages", _pin_text(pin),
+                         bool(pin.get("ok")), key="pin"))
+    elif isinstance(want, dict):
+        out.append(Check("pin", f"refused with {want['errno']}", _pin_text(pin),
+                         not pin.get("ok") and pin.get("errno") == want["errno"], key="pin"))
+    elif want == "refused":
+        out.append(Check("pin", "refused", _pin_text(pin), not pin.get("ok"), key="pin"))
+    if expect.get("verify") == "exact" and want == "ok" and pin.get("ok"):
         verify = observed.get("verify") or {}
-        if not verify.get("ok"):
-            out.append(Mismatch("data through the pin", "byte-exact",
-                                f"{verify.get('mismatches', '?')} bytes differ"
-                                if verify else "not verified"))
-    if "foll_pin_acquired" in expect and delta:
-        rule = parse_count_rule(expect["foll_pin_acquired"])
-        if not rule.holds(delta["acquired"]):
-            out.append(Mismatch("nr_foll_pin_acquired", rule.text,
-                                f"+{delta['acquired']} during the pin"))
+        out.append(Check("data through the pin", "byte-exact",
+                         "byte-exact" if verify.get("ok") else
+                         f"{verify.get('mismatches', '?')} bytes differ" if verify
+                         else "not verified", bool(verify.get("ok")), key="verify"))
+    for key, counter in (("foll_pin_acquired", "acquired"), ("foll_pin_released", "released")):
+        if key not in expect:
+            continue
+        rule = parse_count_rule(expect[key])
+        if not delta:
+            out.append(Check(f"nr_{key}", rule.text, "no counters in /proc/vmstat", False,
+                             key=key))
+            continue
+        out.append(Check(f"nr_{key}", rule.text, f"+{delta[counter]} during the pin",
+                         rule.holds(delta[counter]), key=key))
     return out
 
 

@@ -13,6 +13,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from .checks import Check, failures
 from .dax import reset_namespace
 from .expectations import Vocabulary, v_bool, v_result
 from .workload import Mismatch
@@ -43,6 +44,7 @@ VOCABULARY: Vocabulary = {
     "namespace_unchanged": v_bool("namespace_unchanged"),
     # a process that had the range mapped touches every page afterwards
     "mapping_after": lambda v: _one_of("mapping_after", v, ("intact", "sigbus")),
+    # (a SIGSEGV, or a holder that does not answer, matches neither: always a failure)
     # the same process reading every page (before it writes): a mapping that was zapped
     # faults (sigbus), one that was only write-protected still reads (readable); old_data:
     # every page still returns the bytes stored before the action (implies readable)
@@ -51,6 +53,8 @@ VOCABULARY: Vocabulary = {
     "data_intact": v_bool("data_intact"),
     # in-flight O_DIRECT into the buffer: completes (full) or fails with an errno
     "io": lambda v: _one_of("io", v, ("full", "full_or_error")),
+    # unmounting the filesystem after its device went away (unbind)
+    "umount": v_result("umount", "ok"),
 }
 
 
@@ -111,13 +115,14 @@ def describe_removal(obs: dict[str, Any]) -> str:
         parts.append(f"namespace {obs['state_before']} -> {obs.get('state_after')}")
     touched = obs.get("touched")
     if touched is not None:
-        if not touched.get("sigbus"):
+        signal = "SIGBUS" if touched.get("sigbus") else touched.get("signal")
+        if not signal and not touched.get("pass"):
             parts.append("mapping still readable and writable")
         elif touched.get("pass") == "write":
             parts.append(f"mapping: reads ok{_as_written(touched)}, "
-                         f"SIGBUS {touched.get('si_code')} on write")
+                         f"{signal or 'a fault'} {touched.get('si_code')} on write")
         else:
-            parts.append(f"mapping: SIGBUS {touched.get('si_code')}"
+            parts.append(f"mapping: {signal or 'a fault'} {touched.get('si_code')}"
                          + (" on read" if touched.get("pass") == "read" else ""))
     elif "touched" in obs:
         parts.append("mapping: the holder did not answer")
@@ -133,69 +138,106 @@ def _as_written(touched: dict[str, Any]) -> str:
     return "" if n is None else f" ({n} of {touched.get('pages')} pages as written before)"
 
 
+def touch_outcome(touched: dict[str, Any] | None) -> str:
+    """What the holder's touch of every page (read, then write) ended with: intact (no
+    fault), sigbus, sigsegv or another signal's name in lower case, or no answer."""
+    if touched is None:
+        return "no answer"
+    if touched.get("sigbus"):
+        return "sigbus"
+    signal = touched.get("signal")
+    if signal:
+        return str(signal).lower()
+    if touched.get("pass"):
+        return "a fault (no signal reported)"
+    return "intact"
+
+
 def read_outcome(touched: dict[str, Any] | None) -> str:
-    """What the holder's read pass saw: sigbus, old_data, readable (or why it cannot tell)."""
+    """What the holder's read pass saw: sigbus, sigsegv, old_data, readable (or why it
+    cannot tell)."""
     if touched is None:
         return "no answer"
     if "read_sigbus" not in touched:
         return "no read pass (older nvh-pin)"
     if touched["read_sigbus"]:
         return "sigbus"
+    if touched.get("pass") == "read":
+        return str(touched.get("signal") or "a fault").lower()  # faulted, but not SIGBUS
     pages = touched.get("pages")
     if pages and touched.get("read_pages_as_written") == pages:
         return "old_data"
     return "readable"
 
 
-def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]:
+_MAPPING_TEXT = {"sigbus": "SIGBUS on the next touch (a write to every page)",
+                 "intact": "still mapped, no SIGBUS"}
+_READ_TEXT = {"sigbus": "SIGBUS on the first read (the mapping is gone)",
+              "readable": "every page still reads",
+              "old_data": "every page still reads the bytes stored before"}
+
+
+def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     """Every way a removal observation differs from `expect`; empty means it matched."""
-    out: list[Mismatch] = []
+    return failures(removal_checks(obs, expect))
+
+
+def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
+    """Every comparison of a removal observation with `expect` (remove.yaml), held or not."""
+    out: list[Check] = []
     c = obs.get("command") or {}
     if obs.get("hung"):
         out.append(Mismatch("removal", "finishes within the deadline",
                             f"still running after {obs.get('action_s')}s"))
     want = expect.get("command")
-    if want == "ok" and not c.get("ok"):
-        out.append(Mismatch("removal", "succeeds",
-                            f"refused: status {c.get('status')} {c.get('errno') or ''}"))
-    elif isinstance(want, dict) and (c.get("ok") or c.get("errno") != want["errno"]):
-        out.append(Mismatch("removal", f"refused with {want['errno']}",
-                            "succeeded" if c.get("ok") else
-                            f"status {c.get('status')} {c.get('errno') or ''}"))
+    got = "succeeded" if c.get("ok") else f"refused: status {c.get('status')} " \
+        f"{c.get('errno') or ''}".rstrip()
+    if want == "ok":
+        out.append(Check("removal", "succeeds", got, bool(c.get("ok")), key="command"))
+    elif isinstance(want, dict):
+        out.append(Check("removal", f"refused with {want['errno']}", got,
+                         not c.get("ok") and c.get("errno") == want["errno"], key="command"))
     if "namespace_unchanged" in expect and "state_before" in obs:
         same = obs["state_before"] == obs.get("state_after")
-        if same != expect["namespace_unchanged"]:
-            out.append(Mismatch("namespace after the removal",
-                                "unchanged" if expect["namespace_unchanged"] else "changed",
-                                f"{obs['state_before']} -> {obs.get('state_after')}"))
+        out.append(Check("namespace after the removal",
+                         "unchanged" if expect["namespace_unchanged"] else "changed",
+                         f"{obs['state_before']} -> {obs.get('state_after')}",
+                         same == expect["namespace_unchanged"], key="namespace_unchanged"))
     if "mapping_after" in expect and "touched" in obs:
-        touched = obs["touched"]
-        got = "no answer" if touched is None else (
-            "sigbus" if touched.get("sigbus") else "intact")
-        if got != expect["mapping_after"]:
-            want_text = {"sigbus": "SIGBUS on the next touch (a write to every page)",
-                         "intact": "still mapped, no SIGBUS"}[expect["mapping_after"]]
-            out.append(Mismatch("the old mapping", want_text, got))
+        got = touch_outcome(obs["touched"])
+        out.append(Check("the old mapping", _MAPPING_TEXT[expect["mapping_after"]], got,
+                         got == expect["mapping_after"], key="mapping_after"))
     if "read_after" in expect and "touched" in obs:
         got = read_outcome(obs["touched"])
         want = expect["read_after"]
-        if got != want and not (want == "readable" and got == "old_data"):
-            want_text = {"sigbus": "SIGBUS on the first read (the mapping is gone)",
-                         "readable": "every page still reads",
-                         "old_data": "every page still reads the bytes stored before"}[want]
-            out.append(Mismatch("reading the old mapping", want_text, got))
-    if "data_intact" in expect and "data_intact" in obs \
-            and obs["data_intact"] != expect["data_intact"]:
-        out.append(Mismatch("data", "unchanged" if expect["data_intact"] else "changed",
-                            "unchanged" if obs["data_intact"] else "changed"))
+        out.append(Check("reading the old mapping", _READ_TEXT[want], got,
+                         got == want or (want == "readable" and got == "old_data"),
+                         key="read_after"))
+    if "data_intact" in expect and "data_intact" in obs:
+        out.append(Check("data", "unchanged" if expect["data_intact"] else "changed",
+                         "unchanged" if obs["data_intact"] else "changed",
+                         obs["data_intact"] == expect["data_intact"], key="data_intact"))
     if "io" in expect and "io" in obs:
         io = obs["io"] or {}
         if io.get("corrupt"):
             out.append(Mismatch("in-flight O_DIRECT", "no corruption of reported bytes",
-                                io.get("detail", "corrupt")))
-        elif expect["io"] == "full" and not io.get("full"):
-            out.append(Mismatch("in-flight O_DIRECT", "completes in full",
-                                io.get("detail", "failed")))
+                                io.get("detail", "corrupt"), key="io"))
+        elif expect["io"] == "full":
+            out.append(Check("in-flight O_DIRECT", "completes in full",
+                             io.get("detail", "failed"), bool(io.get("full")), key="io"))
+        else:
+            out.append(Check("in-flight O_DIRECT", "completes in full or fails, never corrupt",
+                             io.get("detail", "?"), True, key="io"))
+    if "umount" in expect and "umount" in obs:
+        u = obs["umount"] or {}
+        out.append(Check("umount", "succeeds" if expect["umount"] == "ok" else
+                         f"refused with {expect['umount']['errno']}",
+                         "succeeded" if u.get("ok") else
+                         f"status {u.get('status')} {u.get('errno') or ''}".rstrip()
+                         + (f": {u['stderr'][-200:]}" if u.get("stderr") else ""),
+                         bool(u.get("ok")) if expect["umount"] == "ok" else
+                         (not u.get("ok") and u.get("errno") == expect["umount"]["errno"]),
+                         key="umount"))
     return out
 
 

@@ -30,9 +30,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .checks import Check, failures
 from .expectations import parse_count_rule
 from .ssh import CommandResult
-from .workload import Mismatch
 
 TRACEFS = "/sys/kernel/tracing"
 PMD_DONE = "fs_dax:dax_pmd_fault_done"
@@ -228,9 +228,14 @@ def capture(guest: GuestRunner, events: Sequence[str], buffer_size_kb: int | Non
                           timeout_s=60)
 
 
-def check_pmd_faults(counts: dict[str, int], expect: dict[str, Any]) -> list[Mismatch]:
-    """expect keys pmd_nopage / pmd_fallback: count rules (">0", ">=32", 0) on the
-    fs_dax:dax_pmd_fault_done events with result NOPAGE / FALLBACK."""
+def check_pmd_faults(counts: dict[str, int], expect: dict[str, Any]) -> list[Check]:
+    """The PMD-fault count rules that did not hold (see pmd_checks)."""
+    return failures(pmd_checks(counts, expect))
+
+
+def pmd_checks(counts: dict[str, int], expect: dict[str, Any]) -> list[Check]:
+    """expect keys pmd_nopage / pmd_fallback: count rules (1, ">=32", 0) on the
+    fs_dax:dax_pmd_fault_done events with result NOPAGE / FALLBACK; one check each."""
     out = []
     pte = counts.get(PTE_DONE)
     lost = counts.get(LOST_KEY, 0)
@@ -246,7 +251,6 @@ def check_pmd_faults(counts: dict[str, int], expect: dict[str, Any]) -> list[Mis
             continue
         rule = parse_count_rule(expect[key])
         n = counts.get(f"{PMD_DONE}:{flag}", 0)
-        if not rule.holds(n):
-            out.append(Mismatch(f"{PMD_DONE} with result {flag}", rule.text,
-                                f"{n} ({'; '.join(context)})"))
+        out.append(Check(f"{PMD_DONE} with result {flag}", rule.text,
+                         f"{n} ({'; '.join(context)})", rule.holds(n), key=key))
     return out

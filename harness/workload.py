@@ -13,23 +13,18 @@ import json
 import re
 import shlex
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .checks import Check, failures
 from .guest_process import GuestProcess
 
 if TYPE_CHECKING:
     from .ssh import CommandResult
 
 
-@dataclass(frozen=True)
-class Mismatch:
-    what: str
-    expected: str
-    observed: str
-
-    def __str__(self) -> str:
-        return f"{self.what}: expected {self.expected}, observed {self.observed}"
+def Mismatch(name: str, expected: str, observed: str, key: str = "") -> Check:
+    """A comparison that did not hold (kept for the judging functions' readability)."""
+    return Check(name, expected, observed, False, key=key)
 
 
 class WorkloadOutputError(AssertionError):
@@ -64,54 +59,68 @@ def _transfer_text(t: dict[str, Any] | None) -> str:
     return f"ret {t.get('ret')}"
 
 
-def check_odirect(observed: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]:
-    """Every way `observed` (nvh-odirect JSON) differs from `expect`; empty means it matched.
+def check_odirect(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
+    """Every way `observed` (nvh-odirect JSON) differs from `expect`; empty means it matched."""
+    return failures(odirect_checks(observed, expect))
+
+
+def odirect_checks(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
+    """Every comparison of `observed` (nvh-odirect JSON) with `expect`, held or not.
 
     expect keys: transfer ("full" or {"errno": NAME}), compare / file_compare ("exact"),
     content_changed (bool), child_saw_parent_data (bool), reader_sigbus (int).
     """
-    out: list[Mismatch] = []
-    if not observed.get("completed"):
-        out.append(Mismatch("workload", "all steps completed",
-                            f"stopped: {observed.get('error') or 'unknown error'}"))
+    out: list[Check] = []
+    completed = bool(observed.get("completed"))
+    out.append(Check("workload", "all steps completed", "completed" if completed else
+                     f"stopped: {observed.get('error') or 'unknown error'}", completed))
     size = observed.get("size")
     transfer = observed.get("transfer")
     want = expect.get("transfer")
     got = (transfer or {}).get("ret"), (transfer or {}).get("errno_name")
-    if want == "full" and got[0] != size:
-        out.append(Mismatch("O_DIRECT transfer", f"ret {size} (all bytes)",
-                            _transfer_text(transfer)))
-    elif isinstance(want, dict) and got != (-1, want["errno"]):
-        out.append(Mismatch("O_DIRECT transfer", f"ret -1 errno {want['errno']}",
-                            _transfer_text(transfer)))
+    if want == "full":
+        out.append(Check("O_DIRECT transfer", f"ret {size} (all bytes)",
+                         _transfer_text(transfer), got[0] == size, key="transfer"))
+    elif isinstance(want, dict):
+        out.append(Check("O_DIRECT transfer", f"ret -1 errno {want['errno']}",
+                         _transfer_text(transfer), got == (-1, want["errno"]), key="transfer"))
     for key in ("compare", "file_compare"):
         if expect.get(key) == "exact":
             cmp = observed.get(key)
             if not cmp:
-                out.append(Mismatch(key, "a byte comparison", "none was made"))
-            elif cmp.get("mismatch_offset", -1) != -1:
+                out.append(Mismatch(key, "a byte comparison", "none was made", key=key))
+                continue
+            expected = f"{cmp.get('bytes')} bytes identical to {cmp.get('expected')}"
+            if cmp.get("mismatch_offset", -1) != -1:
                 out.append(Mismatch(
-                    key, f"{cmp.get('bytes')} bytes identical to {cmp.get('expected')}",
+                    key, expected,
                     f"{cmp.get('mismatch_count')} bytes differ, first at offset "
                     f"{cmp.get('mismatch_offset')} (crc {cmp.get('actual_crc32')} vs "
-                    f"{cmp.get('expected_crc32')})"))
+                    f"{cmp.get('expected_crc32')})", key=key))
+            else:
+                out.append(Check(key, expected, "identical", True, key=key))
     if "content_changed" in expect:
         ro = observed.get("readonly") or {}
-        if ro.get("content_changed") != expect["content_changed"]:
-            out.append(Mismatch("content under the read-only mapping",
-                                "changed" if expect["content_changed"] else "unchanged",
-                                "changed" if ro.get("content_changed") else "unchanged"))
+        changed = ro.get("content_changed")
+        out.append(Check("content under the read-only mapping",
+                         "changed" if expect["content_changed"] else "unchanged",
+                         "changed" if changed else "unchanged",
+                         changed == expect["content_changed"], key="content_changed"))
     if "child_saw_parent_data" in expect:
         child = observed.get("child") or {}
-        if bool(child.get("saw_parent_data")) != expect["child_saw_parent_data"]:
-            out.append(Mismatch("child after fork", "sees the parent's data",
-                                f"saw_parent_data={child.get('saw_parent_data')}, "
-                                f"exit {child.get('exit_status')} signal {child.get('signal')}"))
+        saw = bool(child.get("saw_parent_data"))
+        out.append(Check("child after fork",
+                         "sees the parent's data" if expect["child_saw_parent_data"]
+                         else "does not see the parent's data",
+                         f"saw_parent_data={child.get('saw_parent_data')}, "
+                         f"exit {child.get('exit_status')} signal {child.get('signal')}",
+                         saw == expect["child_saw_parent_data"], key="child_saw_parent_data"))
     if "reader_sigbus" in expect:
         reader = (observed.get("collision") or {}).get("reader") or {}
-        if reader.get("sigbus", 0) != expect["reader_sigbus"]:
-            out.append(Mismatch("SIGBUS in the O_DIRECT reader", str(expect["reader_sigbus"]),
-                                str(reader.get("sigbus"))))
+        out.append(Check("SIGBUS in the O_DIRECT reader", str(expect["reader_sigbus"]),
+                         str(reader.get("sigbus")),
+                         reader.get("sigbus", 0) == expect["reader_sigbus"],
+                         key="reader_sigbus"))
     return out
 
 
@@ -224,29 +233,56 @@ def stalled_functions(stacks: str) -> list[str]:
     return out
 
 
-def check_stall(observed: dict[str, Any], expect: dict[str, Any]) -> list[Mismatch]:
+def check_stall(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
+    """The watchdog's check when it did not hold (see stall_checks)."""
+    return failures(stall_checks(observed, expect))
+
+
+def stall_checks(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     """The watchdog of run_odirect(): a workload that needed a nudge, or never finished.
 
-    expect mutator_stall: "forbidden" (default) or "tolerated"; tolerated covers only a stall
-    whose threads all wait in a truncate/punch-hole layout break (LAYOUT_BREAK_WAITS) and
-    that a SIGSTOP+SIGCONT resolved.
+    expect mutator_stall: "forbidden" (the default: the kernel's promise) or "tolerated"
+    (a stall whose threads all wait in a truncate/punch-hole layout break, LAYOUT_BREAK_WAITS,
+    and that a SIGSTOP+SIGCONT resolved). A kernel that stalls where it must not is a bug:
+    known ones are recorded in known_failures.yaml with the `stall` finding of stall_finding().
+    Returns the one check made (none when the program was not watched).
     """
-    wd = observed.get("watchdog") or {}
-    if not wd.get("stalled"):
+    wd = observed.get("watchdog")
+    if not wd:
         return []
-    where = ", ".join(wd.get("stalled_in") or []) or "unknown kernel functions"
+    name = "truncate/punch-hole vs in-flight O_DIRECT"
+    promise = "the mutator proceeds once the I/O released the pages"
     after = wd.get("stall_after_s")
+    if not wd.get("stalled"):
+        return [Check(name, promise, f"finished within {after}s", True, key="mutator_stall")]
+    where = ", ".join(wd.get("stalled_in") or []) or "unknown kernel functions"
     if not wd.get("recovered"):
         return [Mismatch("workload", "finishes", f"hung in {where}: still running after "
-                         f"{after}s and a SIGSTOP+SIGCONT nudge, killed")]
+                         f"{after}s and a SIGSTOP+SIGCONT nudge, killed", key="mutator_stall")]
+    stalled = (f"stalled in {where} for more than {after}s until SIGSTOP+SIGCONT "
+               f"(then finished in {wd.get('recovered_after_s')}s)")
     layout_only = bool(wd.get("stalled_in")) and all(
         any(w in f for w in LAYOUT_BREAK_WAITS) for f in wd["stalled_in"])
-    if expect.get("mutator_stall", "forbidden") == "tolerated" and layout_only:
-        return []
-    return [Mismatch("truncate/punch-hole vs in-flight O_DIRECT",
-                     "the mutator proceeds once the I/O released the pages",
-                     f"stalled in {where} for more than {after}s until SIGSTOP+SIGCONT "
-                     f"(then finished in {wd.get('recovered_after_s')}s)")]
+    tolerated = expect.get("mutator_stall", "forbidden") == "tolerated" and layout_only
+    return [Check(name, promise + (" (a layout-break stall tolerated)" if tolerated else ""),
+                  stalled, tolerated, key="mutator_stall")]
+
+
+def stall_finding(observed: dict[str, Any]):
+    """A `stall` finding for a workload whose threads slept in the kernel past the watchdog
+    and needed a signal: titled by the function they slept in, the way kernel findings are
+    titled ("stall in ext4_break_layouts"), so that known_failures.yaml can record it and a
+    kernel that wakes the waiter turns the test `fixed`. None when nothing stalled."""
+    from .kmsg import Finding  # kmsg is large; only the stall path needs it
+
+    wd = observed.get("watchdog") or {}
+    if not wd.get("stalled"):
+        return None
+    where = (wd.get("stalled_in") or ["unknown function"])[0]
+    how = "woke after SIGSTOP+SIGCONT" if wd.get("recovered") else "killed: never woke"
+    return Finding("stall", f"stall in {where}", 0,
+                   f"task of the workload asleep in {where} for more than "
+                   f"{wd.get('stall_after_s')}s; {how}\n{wd.get('stacks', '')}")
 
 
 def describe_details(observed: dict[str, Any]) -> str:
@@ -278,5 +314,5 @@ def describe_details(observed: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def format_mismatches(mismatches: list[Mismatch]) -> str:
-    return "\n".join(str(m) for m in mismatches)
+def format_mismatches(mismatches: list[Check]) -> str:
+    return "\n".join(str(m) for m in mismatches if not m.ok)

@@ -24,6 +24,7 @@ import json
 import pytest
 
 from harness import dax, pinning
+from harness.checks import failures, with_sources
 from harness.sizes import MiB
 from harness.workload import format_mismatches, parse_output
 
@@ -57,5 +58,6 @@ def test_pin(guest, ndctl, artifacts, pin_expectations, pin_method_ready, mode, 
     if observed.get("supported") is False:
         pytest.skip(f"{method}: not supported by this kernel ({observed.get('error')})")
     artifacts.expectation(expect.describe(), pinning.describe_pin(observed, delta))
-    mismatches = pinning.check_pin(observed, expect.values, delta)
-    assert not mismatches, format_mismatches(mismatches)
+    checks = with_sources(pinning.pin_checks(observed, expect.values, delta), expect.sources)
+    artifacts.add_checks(checks)
+    assert not failures(checks), format_mismatches(checks)

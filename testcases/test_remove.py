@@ -23,6 +23,8 @@ import time
 import pytest
 
 from harness import dax, pinning, removal
+from harness.checks import Check, failures, with_sources
+from harness.errors import HarnessError, PreconditionNotMet
 from harness.guest_process import GuestProcess
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import MiB
@@ -78,28 +80,67 @@ def file_digest(guest, path: str) -> str:
     return guest.succeed(f"md5sum < {path}", timeout_s=120).split()[0]
 
 
-def judge(artifacts, expect, obs: dict) -> None:
+def judge(guest, ndctl, artifacts, expect, obs: dict) -> None:
+    """Compare with the table, then check that the namespace works again, record every
+    check (summary.json, for any outcome) and fail on the ones that did not hold."""
     artifacts.attach("removal.json", json.dumps(obs, indent=2, default=str) + "\n")
     artifacts.expectation(expect.describe(), removal.describe_removal(obs))
-    mismatches = removal.check_removal(obs, expect.values)
+    checks = with_sources(removal.removal_checks(obs, expect.values), expect.sources)
     rel = obs.get("release")
-    if rel is not None and not rel.get("exited"):
-        mismatches.append(removal.Mismatch(
+    if rel is not None:
+        checks.append(Check(
             "releasing the mapping/pin afterwards", f"done within {RELEASE_DEADLINE_S}s",
+            "done" if rel.get("exited") else
             f"the process is stuck in state {rel.get('state') or '?'}:\n"
-            f"{rel.get('stacks', '')[:2000]}"))
-    assert not mismatches, format_mismatches(mismatches)
+            f"{rel.get('stacks', '')[:2000]}", bool(rel.get("exited"))))
+    artifacts.add_checks(checks)
+    artifacts.add_checks([namespace_usable(guest, ndctl)])
+    failed = failures(artifacts.checks)
+    assert not failed, format_mismatches(failed)
 
 
-def assert_namespace_usable(guest, ndctl) -> None:
-    """After any removal: the namespace can be recreated and moves data again."""
-    removal.restore_namespace(ndctl)
-    with dax.devdax(ndctl, align="2M", map="mem") as ns:
-        observed = run_odirect(guest, odirect_command(f"devdax:{ns.device_path}", SCRATCH_DISK,
-                                                      "read-untouched", 64 * 1024))
+NAMESPACE_USABLE = "namespace usable again"
+
+
+def namespace_usable(guest, ndctl) -> Check:
+    """After any removal: the namespace can be recreated and moves data again (a guest the
+    removal crashed is checked after its restart, conftest.py)."""
+    expected = "recreated as devdax 2M, a 64 KiB O_DIRECT round trip byte-exact"
+    if not guest.is_alive():
+        return Check(NAMESPACE_USABLE, expected, "not checked: the guest is gone", False)
+    try:
+        removal.restore_namespace(ndctl)
+        with dax.devdax(ndctl, align="2M", map="mem") as ns:
+            observed = run_odirect(guest, odirect_command(f"devdax:{ns.device_path}",
+                                                          SCRATCH_DISK, "read-untouched",
+                                                          64 * 1024))
+    except (AssertionError, HarnessError, GuestCommandTimeout) as e:
+        return Check(NAMESPACE_USABLE, expected, f"{type(e).__name__}: {str(e)[:500]}", False)
     problems = check_odirect(observed, {"transfer": "full", "compare": "exact"})
-    assert not problems, "the namespace does not work after the removal: " \
-        + format_mismatches(problems)
+    return Check(NAMESPACE_USABLE, expected,
+                 format_mismatches(problems) if problems else "recreated, byte-exact",
+                 not problems)
+
+
+@pytest.fixture(autouse=True)
+def _namespace_usable_after_a_restart(guest, ndctl, artifacts):
+    """A removal that crashes or wedges the guest still gets its namespace-usable check:
+    the test frame restarts the guest and runs this (harness/frame.py)."""
+    artifacts.after_restart = lambda: [namespace_usable(guest, ndctl)]
+    yield
+
+
+@contextlib.contextmanager
+def checked_until_the_end(artifacts, expect, obs: dict):
+    """When the guest dies mid-test (a panic), keep what could be checked before it."""
+    try:
+        yield
+    except BaseException:
+        if not artifacts.checks:
+            artifacts.add_checks(with_sources(removal.removal_checks(obs, expect.values),
+                                              expect.sources))
+            artifacts.attach("removal.json", json.dumps(obs, indent=2, default=str) + "\n")
+        raise
 
 
 # --------------------------------------------------------------------------------- tests
@@ -127,8 +168,7 @@ def test_remove_busy_fsdax(guest, ndctl, artifacts, remove_expectations, fs, act
             release(holder, obs)
         finally:
             holder.cleanup()
-    judge(artifacts, expect, obs)
-    assert_namespace_usable(guest, ndctl)
+    judge(guest, ndctl, artifacts, expect, obs)
 
 
 @pytest.mark.parametrize("action", ["disable", "destroy", "reconfigure"])
@@ -146,8 +186,7 @@ def test_remove_mapped_devdax(guest, ndctl, artifacts, remove_expectations, acti
             release(holder, obs)
         finally:
             holder.cleanup()
-    judge(artifacts, expect, obs)
-    assert_namespace_usable(guest, ndctl)
+    judge(guest, ndctl, artifacts, expect, obs)
 
 
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
@@ -171,8 +210,7 @@ def test_unbind_fsdax(guest, ndctl, artifacts, remove_expectations, fs):
                                     timeout_s=30).stdout
         obs["umount"] = removal.command_result(guest.run(f"umount {dax.MOUNTPOINT}",
                                                          timeout_s=ACTION_DEADLINE_S))
-    judge(artifacts, expect, obs)
-    assert_namespace_usable(guest, ndctl)
+    judge(guest, ndctl, artifacts, expect, obs)
 
 
 @pytest.mark.parametrize("method", ["rdma", "io_uring", "gup_test-hold"])
@@ -206,8 +244,7 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_
             release(holder, obs)
         finally:
             holder.cleanup()
-    judge(artifacts, expect, obs)
-    assert_namespace_usable(guest, ndctl)
+    judge(guest, ndctl, artifacts, expect, obs)
 
 
 @pytest.fixture
@@ -234,13 +271,19 @@ def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, del
     """Removal while an O_DIRECT read into the DAX buffer is held in flight by dm-delay."""
     expect = remove_expectations.lookup(mode, "inflight-disable", guest.kernel_release)
     buffer_mode = next(m for m in dax.buffer_modes() if m.name == f"{mode}-mem")
-    with dax.buffer_in_mode(ndctl, buffer_mode) as buffer:
+    obs: dict = {}
+    with dax.buffer_in_mode(ndctl, buffer_mode) as buffer, \
+            checked_until_the_end(artifacts, expect, obs):
         io = GuestProcess(guest, odirect_command(buffer, delayed_peer, "read-untouched", SIZE),
                           tag="nvh-inflight").start()
         try:
-            io.wait_for_stack("blkdev_direct_IO", DELAY_MS / 1000)  # the read is in flight
-            obs = {"state_before": removal.namespace_state(guest)}
+            # The precondition of the whole test: the read is in flight before the removal
+            # starts and still is when it returned. Otherwise nothing was tested: error.
+            in_flight = io.wait_for_stack(IN_FLIGHT_STACK, DELAY_MS / 1000)
+            obs["state_before"] = removal.namespace_state(guest)
             obs.update(remove(guest, artifacts, "disable"))
+            still_in_flight = not io.finished()
+            obs["in_flight"] = {"before_removal": in_flight, "after_removal": still_in_flight}
             obs["state_after"] = removal.namespace_state(guest)
             finished = io.wait(DELAY_MS / 1000 + RELEASE_DEADLINE_S)
             obs["io"] = inflight_result(io, finished)
@@ -250,8 +293,26 @@ def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, del
                 obs["release"] = {"exited": False, "state": io.state(), "stacks": io.stacks()}
         finally:
             io.cleanup()
-    judge(artifacts, expect, obs)
-    assert_namespace_usable(guest, ndctl)
+    require_in_flight(obs)
+    judge(guest, ndctl, artifacts, expect, obs)
+
+
+IN_FLIGHT_STACK = "blkdev_direct_IO"
+
+
+def require_in_flight(obs: dict) -> None:
+    """Raise PreconditionNotMet (the test is `error`) unless the O_DIRECT was in flight
+    across the whole removal."""
+    seen = obs.get("in_flight") or {}
+    if not seen.get("before_removal"):
+        raise PreconditionNotMet(
+            f"precondition not met: the O_DIRECT read was not seen in flight (no thread in "
+            f"{IN_FLIGHT_STACK} within {DELAY_MS / 1000:.0f}s) before the removal")
+    if not seen.get("after_removal"):
+        raise PreconditionNotMet(
+            f"precondition not met: the O_DIRECT read had finished when the removal returned "
+            f"(the removal took {obs.get('action_s')}s, dm-delay holds the read "
+            f"{DELAY_MS / 1000:.0f}s)")
 
 
 def inflight_result(io: GuestProcess, finished: bool) -> dict:

@@ -44,18 +44,18 @@ def test_check_pin_catches_each_difference():
     ok = {"pin": "ok", "verify": "exact", "foll_pin_acquired": ">0"}
     assert pinning.check_pin(observed(), ok, {"acquired": 512, "released": 512}) == []
     refused = pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), ok)
-    assert [m.what for m in refused] == ["pin"] and "refused EOPNOTSUPP" in str(refused[0])
+    assert [m.name for m in refused] == ["pin"] and "refused EOPNOTSUPP" in str(refused[0])
     corrupt = pinning.check_pin(observed(verify_ok=False), ok)
-    assert [m.what for m in corrupt] == ["data through the pin"]
+    assert [m.name for m in corrupt] == ["data through the pin"]
     uncounted = pinning.check_pin(observed(), ok, {"acquired": 0, "released": 0})
-    assert [m.what for m in uncounted] == ["nr_foll_pin_acquired"]
+    assert [m.name for m in uncounted] == ["nr_foll_pin_acquired"]
 
     want_refusal = {"pin": {"errno": "EOPNOTSUPP"}}
     assert pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), want_refusal) == []
     assert pinning.check_pin(observed(ok=False, errno="ENOMEM"), want_refusal)
     assert pinning.check_pin(observed(), want_refusal)
     broken = pinning.check_pin(observed(completed=False), want_refusal)
-    assert broken[0].what == "workload"
+    assert broken[0].name == "workload"
 
 
 def test_the_pin_table_covers_every_mode_and_method():

@@ -36,12 +36,12 @@ def test_refused_removal_matches_and_each_difference_is_caught():
     assert removal.check_removal(obs(), expect) == []
     done = removal.check_removal(obs(command={"ok": True, "status": 0},
                                      state_after="fsdax disabled"), expect)
-    assert [m.what for m in done] == ["removal", "namespace after the removal"]
+    assert [m.name for m in done] == ["removal", "namespace after the removal"]
     lost = removal.check_removal(obs(data_intact=False,
                                      touched={"sigbus": True, "si_code": "BUS_ADRERR"}), expect)
-    assert [m.what for m in lost] == ["the old mapping", "data"]
+    assert [m.name for m in lost] == ["the old mapping", "data"]
     silent = removal.check_removal(obs(touched=None), expect)
-    assert [m.what for m in silent] == ["the old mapping"] and "no answer" in str(silent[0])
+    assert [m.name for m in silent] == ["the old mapping"] and "no answer" in str(silent[0])
 
 
 def test_revocation_expected_for_devdax():
@@ -53,7 +53,7 @@ def test_revocation_expected_for_devdax():
     revoked.pop("data_intact")
     assert removal.check_removal(revoked, expect) == []
     still = dict(revoked, touched={"sigbus": False, "read_sigbus": False})
-    assert [m.what for m in removal.check_removal(still, expect)] == [
+    assert [m.name for m in removal.check_removal(still, expect)] == [
         "the old mapping", "reading the old mapping"]
     assert "SIGBUS BUS_ADRERR on read" in removal.describe_removal(revoked)
     old_workload = dict(revoked, touched={"sigbus": True, "si_code": "BUS_ADRERR"})
@@ -78,7 +78,7 @@ def test_fsdax_unbind_reads_stale_and_faults_on_write():
     # readable is satisfied by old data too
     assert removal.check_removal(stale, dict(expect, read_after="readable")) == []
     zapped = dict(stale, touched={**stale["touched"], "pass": "read", "read_sigbus": True})
-    assert [m.what for m in removal.check_removal(zapped, expect)] == [
+    assert [m.name for m in removal.check_removal(zapped, expect)] == [
         "reading the old mapping"]
 
 
@@ -87,12 +87,60 @@ def test_inflight_io_corruption_and_hang():
     ok = {"command": {"ok": True}, "io": {"full": False, "corrupt": False, "detail": "EIO"}}
     assert removal.check_removal(ok, expect) == []
     bad = dict(ok, io={"full": True, "corrupt": True, "detail": "mismatch at 4096"})
-    assert [m.what for m in removal.check_removal(bad, expect)] == ["in-flight O_DIRECT"]
+    assert [m.name for m in removal.check_removal(bad, expect)] == ["in-flight O_DIRECT"]
     hung = dict(ok, hung=True, action_s=90)
-    assert removal.check_removal(hung, expect)[0].what == "removal"
+    assert removal.check_removal(hung, expect)[0].name == "removal"
 
 
 def test_action_commands():
     assert removal.action_command("unbind", bound="pfn0.1") == \
         "echo pfn0.1 > /sys/bus/nd/drivers/nd_pmem/unbind"
     assert removal.action_command("destroy") == "ndctl destroy-namespace -f namespace0.0"
+
+
+# -- issue 14 item 2: a SIGSEGV is not an intact mapping ----------------------------------
+
+def test_sigsegv_on_touch_is_neither_intact_nor_sigbus():
+    """nvh-pin catches SIGSEGV too and reports sigbus false with signal SIGSEGV; the old
+    judging read that as 'intact' (a refused fsdax removal would have passed)."""
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    segv = {"event": "touched", "sigbus": False, "signal": "SIGSEGV", "si_code": "SEGV_MAPERR",
+            "pass": "write", "read_sigbus": False, "read_pages_ok": 512, "pages": 512}
+    refused = table.lookup("fsdax-ext4", "mapped-disable").values
+    [m] = removal.check_removal(obs(touched=segv), refused)
+    assert m.name == "the old mapping" and m.observed == "sigsegv"
+    revoked = table.lookup("devdax-2M", "mapped-disable").values
+    segv_on_read = dict(segv, pass_="read")
+    segv_on_read.update({"pass": "read", "read_pages_ok": 0})
+    names = [m.name for m in removal.check_removal(
+        obs(command={"ok": True, "status": 0}, state_after="devdax disabled",
+            touched=segv_on_read), revoked)]
+    assert names == ["the old mapping", "reading the old mapping"]
+    assert "SIGSEGV SEGV_MAPERR on read" in removal.describe_removal(obs(touched=segv_on_read))
+
+
+def test_every_comparison_is_a_check_with_its_key():
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("fsdax-ext4", "mapped-disable").values
+    checks = removal.removal_checks(obs(), expect)
+    assert all(c.ok for c in checks)
+    assert {c.key for c in checks} == {"command", "namespace_unchanged", "mapping_after",
+                                       "data_intact"}
+
+
+# -- issue 14 item 4: umount after an unbind is judged ------------------------------------
+
+def test_umount_after_unbind_is_judged():
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("fsdax-xfs", "mapped-unbind").values
+    assert expect["umount"] == "ok"
+    unbound = {"command": {"ok": True, "status": 0}, "action_s": 0.2,
+               "touched": {"sigbus": True, "signal": "SIGBUS", "si_code": "BUS_ADRERR",
+                           "pass": "write", "read_sigbus": False, "read_pages_ok": 512,
+                           "read_pages_as_written": 512, "pages": 512},
+               "umount": {"ok": True, "status": 0}}
+    assert removal.check_removal(unbound, expect) == []
+    killed = dict(unbound, umount={"ok": False, "status": 137, "errno": None,
+                                   "stderr": "Killed"})
+    [m] = removal.check_removal(killed, expect)
+    assert m.name == "umount" and m.observed == "status 137: Killed"

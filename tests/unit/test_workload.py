@@ -46,7 +46,7 @@ def test_a_corrupted_byte_is_reported_with_its_offset():
     bad = variant(compare__mismatch_offset=17, compare__mismatch_count=1,
                   compare__actual_crc32="0x2")
     [m] = check_odirect(bad, EXACT)
-    assert m.what == "compare" and "first at offset 17" in m.observed
+    assert m.name == "compare" and "first at offset 17" in m.observed
 
 
 def test_a_short_transfer_is_reported():
@@ -105,7 +105,7 @@ def test_a_corrupted_fd_view_is_reported():
                                 "mismatch_count": 3, "expected_crc32": "0x1",
                                 "actual_crc32": "0x9"})
     [m] = check_odirect(obs, {**EXACT, "file_compare": "exact"})
-    assert m.what == "file_compare" and "first at offset 512" in m.observed
+    assert m.name == "file_compare" and "first at offset 512" in m.observed
 
 
 def test_a_sigbus_in_the_collision_reader_is_reported():
