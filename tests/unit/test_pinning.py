@@ -43,9 +43,11 @@ def observed(ok=True, errno=None, verify_ok=True, completed=True):
 def test_check_pin_catches_each_difference():
     ok = {"pin": "ok", "verify": "exact", "foll_pin_acquired": ">0"}
     assert pinning.check_pin(observed(), ok, {"acquired": 512, "released": 512}) == []
-    refused = pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), ok)
+    refused = pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), ok,
+                                {"acquired": 512, "released": 512})
     assert [m.name for m in refused] == ["pin"] and "refused EOPNOTSUPP" in str(refused[0])
-    corrupt = pinning.check_pin(observed(verify_ok=False), ok)
+    corrupt = pinning.check_pin(observed(verify_ok=False), ok,
+                                {"acquired": 512, "released": 512})
     assert [m.name for m in corrupt] == ["data through the pin"]
     uncounted = pinning.check_pin(observed(), ok, {"acquired": 0, "released": 0})
     assert [m.name for m in uncounted] == ["nr_foll_pin_acquired"]
@@ -65,3 +67,23 @@ def test_the_pin_table_covers_every_mode_and_method():
     modes = [m.name for m in dax.pin_buffer_modes()]
     cells = [(m, c) for m in modes for c in pinning.METHODS]
     assert expectations.uncovered(table, cells, required=("pin",)) == []
+
+
+# -- issue 14 item 6: exact counts, refused pins counted too ------------------------------
+
+def test_counts_are_exact_and_judged_for_refused_pins():
+    """io_uring on devdax (6.1) pins 512 pages, then refuses the buffer and unpins them:
+    +512/+512. The old check skipped the counters of every refused pin."""
+    want = {"pin": {"errno": "EOPNOTSUPP"}, "foll_pin_acquired": 512,
+            "foll_pin_released": 512}
+    refused = observed(ok=False, errno="EOPNOTSUPP")
+    assert pinning.check_pin(refused, want, {"acquired": 512, "released": 512}) == []
+    [m] = pinning.check_pin(refused, want, {"acquired": 512, "released": 0})
+    assert m.name == "nr_foll_pin_released" and m.observed == "+0 during the pin"
+    # exact: one page more is a failure ('>0' would have let it through)
+    exact = {"pin": "ok", "verify": "exact", "foll_pin_acquired": 512}
+    [m] = pinning.check_pin(observed(), exact, {"acquired": 513, "released": 0})
+    assert m.expected == "512" and m.observed == "+513 during the pin"
+    # no counters at all is not a pass
+    [m] = pinning.check_pin(observed(), exact, None)
+    assert m.observed == "no counters in /proc/vmstat"

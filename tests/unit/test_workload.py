@@ -1,9 +1,11 @@
 """The judge of workload observations: each kind of wrong result is caught and explained."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
+from harness.checks import Check
 from harness.ssh import CommandResult
 from harness.workload import (
     WorkloadOutputError,
@@ -229,3 +231,35 @@ def test_run_odirect_watchdog_kills_what_a_nudge_does_not_free():
     assert "killed" in observed["error"]
     assert any(c.startswith("kill -KILL") for c in guest.commands)
     assert check_stall(observed, {"mutator_stall": "tolerated"})
+
+
+# -- issue 14 item 5: the collision stall is a known kernel bug with a finding of its own ---
+
+def test_a_layout_break_stall_is_a_known_failure_on_61_and_fixed_without_it():
+    """6.1's lost wakeup in ext4_break_layouts() used to pass through a `tolerated` row;
+    now the stall is a `stall` finding, known_failure on 6.1, failed elsewhere, and a
+    kernel that wakes the waiter makes the cell `fixed`."""
+    from harness import expectations, known_failures
+    from harness.workload import stall_checks, stall_finding
+
+    root = Path(__file__).resolve().parents[2]
+    table = expectations.load(root / "testcases" / "expectations" / "odirect.yaml")
+    known = known_failures.load(root / "testcases" / "known_failures.yaml")
+    test = "testcases/test_odirect.py::test_odirect[fsdax-ext4-mem-collision-2M]"
+    expect = table.lookup("fsdax-ext4-mem", "collision-2M", "6.1.0-57-amd64").values
+    obs = stalled()
+    [check] = stall_checks(obs, expect)
+    finding = stall_finding(obs)
+    assert not check.ok and finding.kind == "stall"
+    assert finding.title == "stall in ext4_break_layouts"
+    verdict = known.judge(test, "6.1.0-57-amd64", False, [finding.title], [check])
+    assert verdict.outcome == "known_failure"
+    assert known.judge(test, "6.12.0", False, [finding.title], [check]) is None  # failed
+    [fine] = stall_checks(variant(watchdog={"stalled": False, "stall_after_s": 10}), expect)
+    assert fine.ok and stall_finding(GOOD) is None
+    assert known.judge(test, "6.1.0-57-amd64", True, [], [fine]).outcome == "fixed"
+    # the stall and a corrupted byte: failed, naming both
+    corrupt = Check("compare", "2097152 bytes identical to pattern_b",
+                    "1 bytes differ, first at offset 1048576", False)
+    both = known.judge(test, "6.1.0-57-amd64", False, [finding.title], [check, corrupt])
+    assert both.outcome == "failed" and "offset 1048576" in both.message
