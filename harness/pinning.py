@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .checks import Check, failures
 from .expectations import Vocabulary, parse_count_rule, v_exact, v_result, v_rule
 from .guest_process import GuestProcess
+from .workload import debug_hooks_prefix
 
 if TYPE_CHECKING:
     from .guest_process import Runner
@@ -78,7 +79,8 @@ def pin_command(buffer: str, method: str, size: int, *, hold: bool = False,
                 **extra: str | int) -> str:
     """nvh-pin command line; `method` as in METHODS ("gup_test-fast" -> --gup-test fast)."""
     base, _, sub = method.partition("-")
-    args = ["nvh-pin", "--buffer", buffer, "--method", base, "--size", str(size)]
+    args = [*debug_hooks_prefix(), "nvh-pin", "--buffer", buffer, "--method", base,
+            "--size", str(size)]
     if sub:
         args += ["--gup-test", sub]
     if hold:

@@ -10,6 +10,7 @@ that talks to the guest.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -42,10 +43,23 @@ def parse_output(stdout: str, command: str) -> dict[str, Any]:
     return data
 
 
+# The workloads' self-test hooks (guest-images/workloads/README.md): set on the host, they
+# are passed to every workload command in the guest, so that a run can prove end to end that
+# a corrupted byte fails its test (tests/e2e/test_run.py).
+DEBUG_HOOKS = ("NVH_ODIRECT_CORRUPT", "NVH_PIN_CORRUPT")
+
+
+def debug_hooks_prefix() -> list[str]:
+    """['env', 'NVH_ODIRECT_CORRUPT=1'] when the host sets a hook, else []."""
+    hooks = [f"{name}={os.environ[name]}" for name in DEBUG_HOOKS if os.environ.get(name)]
+    return ["env", *hooks] if hooks else []
+
+
 def odirect_command(buffer: str, peer: str, case: str, size: int, offset: int = 0,
                     peer_offset: int = 0, **extra: int | str) -> str:
-    args = ["nvh-odirect", "--buffer", buffer, "--peer", peer, "--case", case,
-            "--size", str(size), "--offset", str(offset), "--peer-offset", str(peer_offset)]
+    args = [*debug_hooks_prefix(), "nvh-odirect", "--buffer", buffer, "--peer", peer,
+            "--case", case, "--size", str(size), "--offset", str(offset),
+            "--peer-offset", str(peer_offset)]
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(args)
