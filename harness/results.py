@@ -366,8 +366,24 @@ def junit_xml(run: RunSummary, excerpt_chars: int = 8000,
         + "\n"
 
 
+def failed_checks(t: TestRecord) -> list[dict[str, Any]]:
+    return [c for c in t.checks if not c.get("ok")]
+
+
+def _checks_text(t: TestRecord) -> str:
+    """The checks that did not hold, with their source, and how many held."""
+    bad = failed_checks(t)
+    if not t.checks:
+        return ""
+    lines = [f"checks: {len(t.checks) - len(bad)} of {len(t.checks)} held"]
+    for c in bad:
+        lines.append(f"  FAILED {c.get('name')}: expected {c.get('expected')}, observed "
+                     f"{c.get('observed')}" + (f" [{c['source']}]" if c.get("source") else ""))
+    return "\n".join(lines)
+
+
 def _failure_body(t: TestRecord) -> str:
-    parts = [t.message]
+    parts = [t.message, _checks_text(t)]
     if t.expected or t.observed:
         parts.append(f"expected: {t.expected}\nobserved: {t.observed}")
     if t.kernel_findings:
@@ -430,6 +446,10 @@ def markdown(run: RunSummary, max_failures: int = 30) -> str:
             finding = f" [{clean_text(f.get('title', '') + where)}]" if f else ""
             lines.append(f"- `{t.id}`: {t.outcome}{finding} {_first_line(t.message, 200)}"
                          .rstrip())
+            for c in failed_checks(t)[:5]:
+                lines.append(f"  - check {clean_text(str(c.get('name')))}: expected "
+                             f"{_first_line(str(c.get('expected')), 160)}, observed "
+                             f"{_first_line(str(c.get('observed')), 160)}")
         if len(failing) > max_failures:
             lines.append(f"- … and {len(failing) - max_failures} more (report.html)")
     return "\n".join(lines) + "\n"
@@ -552,6 +572,20 @@ def _log_html(x: LogExcerpt) -> str:
     return f'<div class="loghead">{head}</div><pre class="log">{text}</pre>'
 
 
+def _checks_html(t: TestRecord) -> str:
+    """Failed checks first (with their source), then a count of the ones that held."""
+    bad = failed_checks(t)
+    rows = "".join(
+        f"<tr><th>{_esc(c.get('name', ''))}</th><td>expected {_esc(c.get('expected', ''))}"
+        f"<br>observed <b>{_esc(c.get('observed', ''))}</b>"
+        + (f"<br><span class='dim'>{_esc(c['source'])}</span>" if c.get("source") else "")
+        + "</td></tr>" for c in bad)
+    held = len(t.checks) - len(bad)
+    head = f"<p><b>checks</b>: {held} of {len(t.checks)} held" \
+        + (", failed:" if bad else "") + "</p>"
+    return head + (f'<table class="eo">{rows}</table>' if rows else "")
+
+
 def _detail_html(t: TestRecord, results_dir: Path | None, is_open: bool) -> str:
     k = t.known_issue or {}
     log = dmesg_excerpt(results_dir, t, DMESG_HTML_LINES) \
@@ -576,6 +610,8 @@ def _detail_html(t: TestRecord, results_dir: Path | None, is_open: bool) -> str:
     if t.expected or t.observed:
         body.append(f'<table class="eo"><tr><th>expected</th><td>{_esc(t.expected)}</td></tr>'
                     f'<tr><th>observed</th><td>{_esc(t.observed)}</td></tr></table>')
+    if t.checks:
+        body.append(_checks_html(t))
     if k:
         body.append(f"<p><b>known kernel bug</b> ({_esc(t.outcome)}): {_esc(k.get('title', ''))}"
                     + (f" <span class='dim'>kernel {_esc(k['kernel'])}</span>"

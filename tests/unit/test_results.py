@@ -287,3 +287,27 @@ def test_html_shows_trace_counts_of_a_passing_dax_test():
     html = report_html(run)
     row = next(r for r in html.split("<tr") if "test_ok" in r)
     assert "fs_dax:dax_pmd_fault_done=32" in row and "FALLBACK=0" in row
+
+
+def test_failed_checks_are_shown_in_every_report(tmp_path):
+    """summary.json keeps every check; summary.md, junit.xml and report.html show the
+    failed ones with what was expected, what happened and the source."""
+    from harness.results import RunSummary, TestRecord, write_reports
+    checks = [{"name": "O_DIRECT transfer", "expected": "ret 4096 (all bytes)",
+               "observed": "ret 4096", "ok": True, "source": "mm/gup.c"},
+              {"name": "compare", "expected": "4096 bytes identical to pattern_b",
+               "observed": "1 bytes differ, first at offset 2048", "ok": False,
+               "source": "mm/gup.c get_user_pages_fast() v4.5+"}]
+    run = RunSummary(run_id="r", started="now", tests=[TestRecord(
+        id="testcases/test_odirect.py::test_odirect[devdax-2M-mem-read-untouched-4K]",
+        outcome="failed", message="compare: expected ..., observed ...", checks=checks)])
+    write_reports(run, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["tests"][0]["checks"] == checks
+    md = (tmp_path / "summary.md").read_text()
+    assert "check compare: expected 4096 bytes identical to pattern_b, observed 1 bytes " \
+           "differ, first at offset 2048" in md
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "checks: 1 of 2 held" in junit and "[mm/gup.c get_user_pages_fast() v4.5+]" in junit
+    html = (tmp_path / "report.html").read_text()
+    assert "1 of 2 held" in html and "first at offset 2048" in html
