@@ -37,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SZ_2M (2UL << 20)
+#define NVH_PROG "nvh-odirect"
+#include "nvh-common.h"
+
 #define SECTOR 512UL	/* O_DIRECT needs logical-block alignment of buffer, length and offset */
 #define MAX_STEPS 32
 #define ERRNO_SLOTS 256
@@ -140,32 +142,6 @@ static struct {
 	char error[512];
 } R = { .file_size = -1, .transfer_ns = -1 };
 
-static const char *errno_name(int e)
-{
-	static const struct {
-		int e;
-		const char *n;
-	} t[] = {
-		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EINTR, "EINTR" },
-		{ EIO, "EIO" }, { ENXIO, "ENXIO" }, { EBADF, "EBADF" },
-		{ EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
-		{ EFAULT, "EFAULT" }, { EBUSY, "EBUSY" }, { EEXIST, "EEXIST" },
-		{ ENODEV, "ENODEV" }, { EINVAL, "EINVAL" }, { EFBIG, "EFBIG" },
-		{ ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
-		{ EOVERFLOW, "EOVERFLOW" }, { EOPNOTSUPP, "EOPNOTSUPP" },
-		{ ETIMEDOUT, "ETIMEDOUT" }, { EHWPOISON, "EHWPOISON" },
-	};
-	static char other[16];
-
-	if (e == 0)
-		return "0";
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (t[i].e == e)
-			return t[i].n;
-	snprintf(other, sizeof(other), "E%d", e);
-	return other;
-}
-
 /* First failure wins: it is the cause, later ones are consequences. */
 static int fail(const char *fmt, ...)
 {
@@ -221,15 +197,6 @@ static void set_transfer(const char *op, const char *data, long long ret, int er
 	record(op, data, ret, err, false);
 }
 
-/* The one O_DIRECT syscall of the case that uses the mapped buffer. */
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);	/* does not touch errno on success */
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /*
  * Time only the key O_DIRECT syscall: `make bench` derives MiB/s from it, and an SSH
  * round trip or the pattern generation around it would dwarf the I/O under TCG.
@@ -242,6 +209,7 @@ static long long now_ns(void)
 		transfer(op, data, ret_);					\
 	} while (0)
 
+/* The one O_DIRECT syscall of the case that uses the mapped buffer. */
 static void transfer(const char *op, const char *data, long long ret)
 {
 	set_transfer(op, data, ret, ret < 0 ? errno : 0);
@@ -262,25 +230,11 @@ static const char *const stream_name[] = {
 	[S_STALE_PEER] = "stale_peer", [S_STALE_MAP] = "stale_map",
 };
 
-static uint64_t mix64(uint64_t x)	/* splitmix64 finaliser */
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* pos and len are multiples of SECTOR, hence of 8. */
 static void pattern_fill(unsigned char *dst, size_t len, uint64_t seed,
 			 enum stream s, uint64_t pos)
 {
-	uint64_t key = mix64(seed ^ mix64(s));
-
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t w = mix64(key ^ ((pos + i) >> 3));
-
-		memcpy(dst + i, &w, 8);
-	}
+	pattern_range(stream_key(seed, s), dst, pos, len);
 }
 
 static uint32_t crc_table[256];
@@ -308,37 +262,9 @@ static uint32_t crc32(const unsigned char *p, size_t n)
 /* ------------------------------------------------------- SIGBUS guarding */
 
 /*
- * A CPU access to a DAX mapping beyond the file/device end, or to a page
- * the filesystem has just truncated away, raises SIGBUS.  Every userspace
- * access to a mapping goes through run_guarded(), so such a fault turns
- * into a reported step instead of killing the program without JSON.
+ * Every userspace access to a mapping goes through run_guarded() (nvh-common.h), so a
+ * SIGBUS turns into a reported step instead of killing the program without JSON.
  */
-static __thread sigjmp_buf *guard_env;
-static unsigned long sigbus_count;
-
-static void on_sigbus(int sig)
-{
-	__atomic_add_fetch(&sigbus_count, 1, __ATOMIC_RELAXED);
-	if (guard_env)
-		siglongjmp(*guard_env, 1);
-	/* Unguarded: returning re-executes the access and dies as usual. */
-	signal(sig, SIG_DFL);
-}
-
-static bool run_guarded(void (*fn)(void *), void *arg)
-{
-	sigjmp_buf env;
-
-	if (sigsetjmp(env, 1)) {
-		guard_env = NULL;
-		return false;
-	}
-	guard_env = &env;
-	fn(arg);
-	guard_env = NULL;
-	return true;
-}
-
 struct copy_args {
 	void *dst;
 	const void *src;
@@ -423,49 +349,6 @@ static void pattern(const struct ctx *c, enum stream s, unsigned char *dst)
 		     map_side ? c->o->offset : c->o->peer_offset);
 }
 
-static size_t round_up(size_t v, size_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-/*
- * Returns a mapping of len bytes at an address aligned to align.  PMD
- * faults need the virtual address and the file offset congruent modulo
- * 2 MiB and the whole 2 MiB inside the VMA (fs/dax.c
- * dax_fault_check_fallback(), drivers/dax/device.c __dev_dax_pmd_fault()),
- * and device-dax refuses a VMA whose start or end is not aligned to the
- * device align (drivers/dax/device.c check_vma()).  mmap(NULL) promises
- * none of that, so reserve len + align of PROT_NONE and MAP_FIXED the real
- * mapping at the aligned address inside it.
- */
-static void *map_aligned(int fd, size_t len, int prot, int flags, size_t align)
-{
-	size_t span = len + align, head, tail;
-	unsigned char *resv, *p;
-	uintptr_t a;
-
-	resv = mmap(NULL, span, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (resv == MAP_FAILED)
-		return MAP_FAILED;
-	a = ((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1);
-	p = mmap((void *)a, len, prot, flags | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = errno;
-
-		munmap(resv, span);
-		errno = err;
-		return MAP_FAILED;
-	}
-	head = a - (uintptr_t)resv;
-	tail = span - head - len;
-	if (head)
-		munmap(resv, head);
-	if (tail)
-		munmap(p + len, tail);
-	return p;
-}
-
 static unsigned char *map_region(struct ctx *c, int fd, int prot, const char *op)
 {
 	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED;
@@ -490,20 +373,6 @@ static int map_main(struct ctx *c, int prot)
 		return -1;
 	report_mapping(c, c->map);
 	return 0;
-}
-
-/*
- * fallocate() allocates real blocks, so an fsdax fault can map them
- * directly (with a PMD when the extent allows); filesystems without it
- * get a sparse extension instead.
- */
-static int extend_file(int fd, off_t size)
-{
-	if (fallocate(fd, 0, 0, size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP)
-		return -1;
-	return ftruncate(fd, size);
 }
 
 static int setup_file(struct ctx *c)
@@ -975,26 +844,6 @@ static const struct case_def cases[] = {
 
 /* ---------------------------------------------------------------- output */
 
-static void jstr(const char *s)
-{
-	if (!s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static void jbool(bool b)
 {
 	fputs(b ? "true" : "false", stdout);
@@ -1190,40 +1039,6 @@ static const char usage_text[] =
 	"read-readonly|collision [--size B] [--offset B] [--peer-offset B] "
 	"[--file-size B] [--duration-ms N] [--seed N] [--align-va B]";
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nvh-odirect: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-/* Decimal with an optional K, M or G suffix (powers of 1024). */
-static size_t parse_size(const char *opt, const char *s)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		usage_error("--%s: bad size '%s'", opt, s);
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	}
-	if (*end || (v << shift) >> shift != v || (v << shift) > SIZE_MAX / 4)
-		usage_error("--%s: bad size '%s'", opt, s);
-	return (size_t)(v << shift);
-}
-
 static long long parse_num(const char *opt, const char *s, long long max)
 {
 	long long v;
@@ -1326,7 +1141,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
 	struct opts o;
 	struct ctx c = { .o = &o };
 	bool completed;
@@ -1334,8 +1148,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	debug_corrupt = o.corrupt;
 	crc32_init();
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL))
+	if (guard_signal(SIGBUS))
 		fail("sigaction(SIGBUS): %s", strerror(errno));
 	completed = !R.error[0] && setup(&c) == 0 && o.cs->run(&c) == 0;
 	if (!completed && R.error[0])
