@@ -542,28 +542,56 @@ static int read_peer_into_map(struct ctx *c, const char *op)
 /* ----------------------------------------------------------------- cases */
 
 /*
+ * What the range holds before the case maps it.  Every comparison expects a pattern
+ * stream (page-distinct: every byte a function of seed, stream and position) or, for
+ * never-touched anonymous memory, zeroes -- never "whatever the device held", which after
+ * a namespace reconfiguration is the same bytes (zeroes) on every page, so that a kernel
+ * handing the I/O a neighbouring page would pass.  The seed goes in through the fd or a
+ * temporary mapping (range_fill()), never through the case's own mapping.
+ *
+ * Device-dax keeps its contents across reconfigurations, so a range the case fills through
+ * its own mapping (write-prefaulted, fork) may still hold that very data from an earlier
+ * run (write-untouched and read-readonly seed pattern A there): it is seeded with the
+ * stale stream first, so that A can only come from this run's CPU stores.  The harness
+ * gives file buffers a new fallocated file, which reads as zeroes; write-prefaulted and
+ * fork leave it so (never written: the fsdax PMD-fault check of write-prefaulted-64M
+ * wants unwritten extents faulted in by the CPU stores alone).
+ */
+static int seed_devdax_stale(struct ctx *c)
+{
+	return c->o->kind == BUF_DEVDAX ? range_fill(c, S_STALE_MAP) : 0;
+}
+
+/*
  * The buffer is never touched by the CPU, so the O_DIRECT write finds no
  * page table entries and get_user_pages (mm/gup.c, without FOLL_WRITE)
  * has to read-fault it in -- for DAX through fs/dax.c dax_iomap_fault() or
  * drivers/dax/device.c dev_dax_huge_fault().  The peer is first filled
  * with a stale stream so an I/O that moves nothing cannot match.
+ *
+ * File and device ranges are seeded with pattern A (fd / temporary mapping, gone before
+ * map_main()), so the peer must hold A: a transfer that read any page but the right one
+ * cannot match.  Anonymous memory has no view but the mapping itself, so it cannot be
+ * seeded without touching the mapping (which is the point of the case); never-touched
+ * anonymous memory reads as the shared zero page, and the peer must hold zeroes.  That
+ * keeps anon the control for the zero-page path; it cannot tell one page from another.
  */
 static int case_write_untouched(struct ctx *c)
 {
 	const struct opts *o = c->o;
-	bool file = o->kind == BUF_FILE;
+	bool anon = o->kind == BUF_ANON;
 
-	if ((file && range_fill(c, S_A)) || peer_fill(c, S_STALE_PEER) ||
+	if ((!anon && range_fill(c, S_A)) || peer_fill(c, S_STALE_PEER) ||
 	    map_main(c, PROT_READ | PROT_WRITE))
 		return -1;
-	TIMED_TRANSFER("odirect_write_peer_from_map", file ? "pattern_a" : "map_contents",
+	TIMED_TRANSFER("odirect_write_peer_from_map", anon ? "zeroes" : "pattern_a",
 		       pwrite(c->peer_fd, c->map + o->offset, o->size, o->peer_offset));
-	if (file)
+	if (!anon)
 		return check_peer_holds_a(c);
-	/* Whatever device-dax or the zero page held: read only after the I/O. */
-	if (peer_read(c) || map_snapshot(c))
+	if (peer_read(c))
 		return -1;
-	compare(&R.compare, "map_after_io", c->snap, "peer", c->bounce, o->size);
+	memset(c->pat, 0, o->size);
+	compare(&R.compare, "zeroes", c->pat, "peer", c->bounce, o->size);
 	return 0;
 }
 
@@ -591,13 +619,16 @@ static int case_read_untouched(struct ctx *c)
 	return 0;
 }
 
-/* The page tables already map the buffer writable (PTE or PMD) before GUP. */
+/*
+ * The page tables already map the buffer writable (PTE or PMD) before GUP: the CPU stores
+ * pattern A (over the stale stream on devdax, see seed_devdax_stale()).
+ */
 static int case_write_prefaulted(struct ctx *c)
 {
 	const struct opts *o = c->o;
 
-	if (peer_fill(c, S_STALE_PEER) || map_main(c, PROT_READ | PROT_WRITE) ||
-	    map_store(c, S_A))
+	if (seed_devdax_stale(c) || peer_fill(c, S_STALE_PEER) ||
+	    map_main(c, PROT_READ | PROT_WRITE) || map_store(c, S_A))
 		return -1;
 	TIMED_TRANSFER("odirect_write_peer_from_map", "pattern_a",
 		       pwrite(c->peer_fd, c->map + o->offset, o->size, o->peer_offset));
@@ -622,8 +653,10 @@ static void __attribute__((noreturn)) fork_child(struct ctx *c,
  * The child inherits the mapping.  For MAP_SHARED file/device VMAs without
  * anon pages fork does not copy the page tables (mm/memory.c
  * vma_needs_copy()), so the child faults the DAX pages afresh; anonymous
- * MAP_PRIVATE memory is copy-on-write shared.  The child then does the
- * O_DIRECT write from the mapping.
+ * MAP_PRIVATE memory is copy-on-write shared.  The child compares what it
+ * reads with pattern A (the parent's stores of this run: a devdax range was
+ * seeded with the stale stream first) and then does the O_DIRECT write from
+ * the mapping.
  */
 static int case_fork(struct ctx *c)
 {
@@ -631,8 +664,8 @@ static int case_fork(struct ctx *c)
 	int status;
 	pid_t pid;
 
-	if (peer_fill(c, S_STALE_PEER) || map_main(c, PROT_READ | PROT_WRITE) ||
-	    map_store(c, S_A))
+	if (seed_devdax_stale(c) || peer_fill(c, S_STALE_PEER) ||
+	    map_main(c, PROT_READ | PROT_WRITE) || map_store(c, S_A))
 		return -1;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);

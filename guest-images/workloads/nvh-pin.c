@@ -386,7 +386,14 @@ static void do_fill(void *arg)
 	pattern_range(c->key, c->map, 0, c->o->size);
 }
 
-/* CPU stores of the pattern: faults every page in before the pin. */
+/*
+ * CPU stores of the pattern: faults every page in before the pin, and is the buffer's
+ * seed in every mode (--hold included).  Every byte is a function of (seed, offset), so
+ * every page holds bytes no other page holds; verify and the --hold read pass compare
+ * with it, never with whatever the device held.  No seed goes in before through the fd or
+ * another mapping: this fill overwrites all of the pinned range before the pin, so such a
+ * seed could never be seen there.
+ */
 static int fill_buffer(struct ctx *c)
 {
 	if (run_guarded(do_fill, c))
@@ -1256,7 +1263,9 @@ static volatile size_t read_as_written;
 
 /* Reads alone first: a mapping whose PTEs are gone faults on a read, while one that was
  * only write-protected (writeback after the device went away) still reads, stale. Each
- * page's first word is compared with the pattern the fill stored there. */
+ * page's first word is compared with the pattern the fill stored there: one word names
+ * the page and the run (zeroes, another page's or another seed's bytes do not match),
+ * and one load per page keeps the pass a fault probe; verify checks every byte. */
 static void do_read(void *arg)
 {
 	const struct ctx *c = arg;
