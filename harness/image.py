@@ -3,13 +3,17 @@
 The root is bootstrapped with mmdebstrap into a directory and turned into an image with
 `mkfs.ext4 -d` (no loop mounts). The C programs the guest needs (its init, the workloads)
 are compiled inside the image with the image's own gcc, so the host needs no toolchain that
-matches the guest's libc. The cache key is a hash of the recipe and every file it names.
+matches the guest's libc. A compiled source may include headers that sit next to it
+(`#include "nvh-common.h"`): they are found by scanning the sources, staged with them and
+hashed like them. The cache key is a hash of the recipe, every file it names and those
+headers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -44,14 +48,49 @@ class Recipe:
     initramfs_modules: tuple[str, ...]
     free_space: int
 
+    def headers(self) -> list[Path]:
+        """The local headers of the compiled sources, each once, in include order."""
+        out: list[Path] = []
+        for item in self.compile:
+            for h in local_headers(RECIPES_DIR / item["src"]):
+                if h not in out:
+                    out.append(h)
+        return out
+
     def input_files(self) -> list[Path]:
-        return [RECIPES_DIR / item["src"] for item in (*self.copy, *self.compile)]
+        return [*(RECIPES_DIR / item["src"] for item in (*self.copy, *self.compile)),
+                *self.headers()]
 
     def cache_key(self) -> str:
         parts: list[bytes | str] = [f"format={BUILD_FORMAT}", self.path.read_bytes()]
         for f in self.input_files():
             parts += [str(f.relative_to(RECIPES_DIR)), f.read_bytes()]
         return cache.content_hash(parts)
+
+
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+
+
+def local_headers(source: Path) -> list[Path]:
+    """Every header `source` includes with #include "...", recursively, in include order.
+
+    The image compiles all sources in one flat directory, so a header must be a plain file
+    name next to its source; anything else is a UsageError.
+    """
+    out: list[Path] = []
+    todo = [source]
+    while todo:
+        current = todo.pop(0)
+        for name in _LOCAL_INCLUDE.findall(current.read_text(errors="replace")):
+            header = source.parent / name
+            if "/" in name or not header.is_file():
+                raise UsageError(f"{current.relative_to(RECIPES_DIR)}: #include \"{name}\": "
+                                 f"the image build needs it as a file next to "
+                                 f"{source.name}")
+            if header not in out:
+                out.append(header)
+                todo.append(header)
+    return out
 
 
 @dataclass(frozen=True)
@@ -101,6 +140,15 @@ def load_recipe(name_or_path: str | None = None) -> Recipe:
                 raise UsageError(f"{path}: {key}[{i}]: needs src and dst")
             if not (RECIPES_DIR / item["src"]).is_file():
                 raise UsageError(f"{path}: {key}[{i}].src: {item['src']}: no such file")
+    # Sources and their headers share one directory in the image: one file per name.
+    staged: dict[str, Path] = {}
+    for item in items("compile"):
+        src = RECIPES_DIR / item["src"]
+        for f in (src, *local_headers(src)):
+            if staged.setdefault(f.name, f) != f:
+                raise UsageError(f"{path}: compile: {staged[f.name].relative_to(RECIPES_DIR)} "
+                                 f"and {f.relative_to(RECIPES_DIR)} would both be staged "
+                                 f"as {SOURCES_IN_IMAGE}/{f.name}")
     try:
         free_space = parse_size(data.get("free_space", "512M"))
     except ValueError as e:
@@ -197,8 +245,8 @@ def _stage_files(recipe: Recipe, stage: Path, keys: Path) -> None:
         dst.chmod(int(str(item.get("mode", "0644")), 8))
     src_dir = stage / SOURCES_IN_IMAGE.lstrip("/")
     src_dir.mkdir(parents=True, exist_ok=True)
-    for item in recipe.compile:
-        shutil.copyfile(RECIPES_DIR / item["src"], src_dir / Path(item["src"]).name)
+    for f in (*(RECIPES_DIR / item["src"] for item in recipe.compile), *recipe.headers()):
+        shutil.copyfile(f, src_dir / f.name)
     ssh_dir = stage / "etc" / "ssh"
     ssh_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", ".pub"):

@@ -37,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SZ_2M (2UL << 20)
+#define NVH_PROG "nvh-odirect"
+#include "nvh-common.h"
+
 #define SECTOR 512UL	/* O_DIRECT needs logical-block alignment of buffer, length and offset */
 #define MAX_STEPS 32
 #define ERRNO_SLOTS 256
@@ -140,32 +142,6 @@ static struct {
 	char error[512];
 } R = { .file_size = -1, .transfer_ns = -1 };
 
-static const char *errno_name(int e)
-{
-	static const struct {
-		int e;
-		const char *n;
-	} t[] = {
-		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EINTR, "EINTR" },
-		{ EIO, "EIO" }, { ENXIO, "ENXIO" }, { EBADF, "EBADF" },
-		{ EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
-		{ EFAULT, "EFAULT" }, { EBUSY, "EBUSY" }, { EEXIST, "EEXIST" },
-		{ ENODEV, "ENODEV" }, { EINVAL, "EINVAL" }, { EFBIG, "EFBIG" },
-		{ ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
-		{ EOVERFLOW, "EOVERFLOW" }, { EOPNOTSUPP, "EOPNOTSUPP" },
-		{ ETIMEDOUT, "ETIMEDOUT" }, { EHWPOISON, "EHWPOISON" },
-	};
-	static char other[16];
-
-	if (e == 0)
-		return "0";
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (t[i].e == e)
-			return t[i].n;
-	snprintf(other, sizeof(other), "E%d", e);
-	return other;
-}
-
 /* First failure wins: it is the cause, later ones are consequences. */
 static int fail(const char *fmt, ...)
 {
@@ -221,15 +197,6 @@ static void set_transfer(const char *op, const char *data, long long ret, int er
 	record(op, data, ret, err, false);
 }
 
-/* The one O_DIRECT syscall of the case that uses the mapped buffer. */
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);	/* does not touch errno on success */
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /*
  * Time only the key O_DIRECT syscall: `make bench` derives MiB/s from it, and an SSH
  * round trip or the pattern generation around it would dwarf the I/O under TCG.
@@ -242,6 +209,7 @@ static long long now_ns(void)
 		transfer(op, data, ret_);					\
 	} while (0)
 
+/* The one O_DIRECT syscall of the case that uses the mapped buffer. */
 static void transfer(const char *op, const char *data, long long ret)
 {
 	set_transfer(op, data, ret, ret < 0 ? errno : 0);
@@ -262,25 +230,11 @@ static const char *const stream_name[] = {
 	[S_STALE_PEER] = "stale_peer", [S_STALE_MAP] = "stale_map",
 };
 
-static uint64_t mix64(uint64_t x)	/* splitmix64 finaliser */
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* pos and len are multiples of SECTOR, hence of 8. */
 static void pattern_fill(unsigned char *dst, size_t len, uint64_t seed,
 			 enum stream s, uint64_t pos)
 {
-	uint64_t key = mix64(seed ^ mix64(s));
-
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t w = mix64(key ^ ((pos + i) >> 3));
-
-		memcpy(dst + i, &w, 8);
-	}
+	pattern_range(stream_key(seed, s), dst, pos, len);
 }
 
 static uint32_t crc_table[256];
@@ -308,37 +262,9 @@ static uint32_t crc32(const unsigned char *p, size_t n)
 /* ------------------------------------------------------- SIGBUS guarding */
 
 /*
- * A CPU access to a DAX mapping beyond the file/device end, or to a page
- * the filesystem has just truncated away, raises SIGBUS.  Every userspace
- * access to a mapping goes through run_guarded(), so such a fault turns
- * into a reported step instead of killing the program without JSON.
+ * Every userspace access to a mapping goes through run_guarded() (nvh-common.h), so a
+ * SIGBUS turns into a reported step instead of killing the program without JSON.
  */
-static __thread sigjmp_buf *guard_env;
-static unsigned long sigbus_count;
-
-static void on_sigbus(int sig)
-{
-	__atomic_add_fetch(&sigbus_count, 1, __ATOMIC_RELAXED);
-	if (guard_env)
-		siglongjmp(*guard_env, 1);
-	/* Unguarded: returning re-executes the access and dies as usual. */
-	signal(sig, SIG_DFL);
-}
-
-static bool run_guarded(void (*fn)(void *), void *arg)
-{
-	sigjmp_buf env;
-
-	if (sigsetjmp(env, 1)) {
-		guard_env = NULL;
-		return false;
-	}
-	guard_env = &env;
-	fn(arg);
-	guard_env = NULL;
-	return true;
-}
-
 struct copy_args {
 	void *dst;
 	const void *src;
@@ -423,49 +349,6 @@ static void pattern(const struct ctx *c, enum stream s, unsigned char *dst)
 		     map_side ? c->o->offset : c->o->peer_offset);
 }
 
-static size_t round_up(size_t v, size_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-/*
- * Returns a mapping of len bytes at an address aligned to align.  PMD
- * faults need the virtual address and the file offset congruent modulo
- * 2 MiB and the whole 2 MiB inside the VMA (fs/dax.c
- * dax_fault_check_fallback(), drivers/dax/device.c __dev_dax_pmd_fault()),
- * and device-dax refuses a VMA whose start or end is not aligned to the
- * device align (drivers/dax/device.c check_vma()).  mmap(NULL) promises
- * none of that, so reserve len + align of PROT_NONE and MAP_FIXED the real
- * mapping at the aligned address inside it.
- */
-static void *map_aligned(int fd, size_t len, int prot, int flags, size_t align)
-{
-	size_t span = len + align, head, tail;
-	unsigned char *resv, *p;
-	uintptr_t a;
-
-	resv = mmap(NULL, span, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (resv == MAP_FAILED)
-		return MAP_FAILED;
-	a = ((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1);
-	p = mmap((void *)a, len, prot, flags | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = errno;
-
-		munmap(resv, span);
-		errno = err;
-		return MAP_FAILED;
-	}
-	head = a - (uintptr_t)resv;
-	tail = span - head - len;
-	if (head)
-		munmap(resv, head);
-	if (tail)
-		munmap(p + len, tail);
-	return p;
-}
-
 static unsigned char *map_region(struct ctx *c, int fd, int prot, const char *op)
 {
 	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED;
@@ -490,20 +373,6 @@ static int map_main(struct ctx *c, int prot)
 		return -1;
 	report_mapping(c, c->map);
 	return 0;
-}
-
-/*
- * fallocate() allocates real blocks, so an fsdax fault can map them
- * directly (with a PMD when the extent allows); filesystems without it
- * get a sparse extension instead.
- */
-static int extend_file(int fd, off_t size)
-{
-	if (fallocate(fd, 0, 0, size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP)
-		return -1;
-	return ftruncate(fd, size);
 }
 
 static int setup_file(struct ctx *c)
@@ -673,28 +542,56 @@ static int read_peer_into_map(struct ctx *c, const char *op)
 /* ----------------------------------------------------------------- cases */
 
 /*
+ * What the range holds before the case maps it.  Every comparison expects a pattern
+ * stream (page-distinct: every byte a function of seed, stream and position) or, for
+ * never-touched anonymous memory, zeroes -- never "whatever the device held", which after
+ * a namespace reconfiguration is the same bytes (zeroes) on every page, so that a kernel
+ * handing the I/O a neighbouring page would pass.  The seed goes in through the fd or a
+ * temporary mapping (range_fill()), never through the case's own mapping.
+ *
+ * Device-dax keeps its contents across reconfigurations, so a range the case fills through
+ * its own mapping (write-prefaulted, fork) may still hold that very data from an earlier
+ * run (write-untouched and read-readonly seed pattern A there): it is seeded with the
+ * stale stream first, so that A can only come from this run's CPU stores.  The harness
+ * gives file buffers a new fallocated file, which reads as zeroes; write-prefaulted and
+ * fork leave it so (never written: the fsdax PMD-fault check of write-prefaulted-64M
+ * wants unwritten extents faulted in by the CPU stores alone).
+ */
+static int seed_devdax_stale(struct ctx *c)
+{
+	return c->o->kind == BUF_DEVDAX ? range_fill(c, S_STALE_MAP) : 0;
+}
+
+/*
  * The buffer is never touched by the CPU, so the O_DIRECT write finds no
  * page table entries and get_user_pages (mm/gup.c, without FOLL_WRITE)
  * has to read-fault it in -- for DAX through fs/dax.c dax_iomap_fault() or
  * drivers/dax/device.c dev_dax_huge_fault().  The peer is first filled
  * with a stale stream so an I/O that moves nothing cannot match.
+ *
+ * File and device ranges are seeded with pattern A (fd / temporary mapping, gone before
+ * map_main()), so the peer must hold A: a transfer that read any page but the right one
+ * cannot match.  Anonymous memory has no view but the mapping itself, so it cannot be
+ * seeded without touching the mapping (which is the point of the case); never-touched
+ * anonymous memory reads as the shared zero page, and the peer must hold zeroes.  That
+ * keeps anon the control for the zero-page path; it cannot tell one page from another.
  */
 static int case_write_untouched(struct ctx *c)
 {
 	const struct opts *o = c->o;
-	bool file = o->kind == BUF_FILE;
+	bool anon = o->kind == BUF_ANON;
 
-	if ((file && range_fill(c, S_A)) || peer_fill(c, S_STALE_PEER) ||
+	if ((!anon && range_fill(c, S_A)) || peer_fill(c, S_STALE_PEER) ||
 	    map_main(c, PROT_READ | PROT_WRITE))
 		return -1;
-	TIMED_TRANSFER("odirect_write_peer_from_map", file ? "pattern_a" : "map_contents",
+	TIMED_TRANSFER("odirect_write_peer_from_map", anon ? "zeroes" : "pattern_a",
 		       pwrite(c->peer_fd, c->map + o->offset, o->size, o->peer_offset));
-	if (file)
+	if (!anon)
 		return check_peer_holds_a(c);
-	/* Whatever device-dax or the zero page held: read only after the I/O. */
-	if (peer_read(c) || map_snapshot(c))
+	if (peer_read(c))
 		return -1;
-	compare(&R.compare, "map_after_io", c->snap, "peer", c->bounce, o->size);
+	memset(c->pat, 0, o->size);
+	compare(&R.compare, "zeroes", c->pat, "peer", c->bounce, o->size);
 	return 0;
 }
 
@@ -722,13 +619,16 @@ static int case_read_untouched(struct ctx *c)
 	return 0;
 }
 
-/* The page tables already map the buffer writable (PTE or PMD) before GUP. */
+/*
+ * The page tables already map the buffer writable (PTE or PMD) before GUP: the CPU stores
+ * pattern A (over the stale stream on devdax, see seed_devdax_stale()).
+ */
 static int case_write_prefaulted(struct ctx *c)
 {
 	const struct opts *o = c->o;
 
-	if (peer_fill(c, S_STALE_PEER) || map_main(c, PROT_READ | PROT_WRITE) ||
-	    map_store(c, S_A))
+	if (seed_devdax_stale(c) || peer_fill(c, S_STALE_PEER) ||
+	    map_main(c, PROT_READ | PROT_WRITE) || map_store(c, S_A))
 		return -1;
 	TIMED_TRANSFER("odirect_write_peer_from_map", "pattern_a",
 		       pwrite(c->peer_fd, c->map + o->offset, o->size, o->peer_offset));
@@ -753,8 +653,10 @@ static void __attribute__((noreturn)) fork_child(struct ctx *c,
  * The child inherits the mapping.  For MAP_SHARED file/device VMAs without
  * anon pages fork does not copy the page tables (mm/memory.c
  * vma_needs_copy()), so the child faults the DAX pages afresh; anonymous
- * MAP_PRIVATE memory is copy-on-write shared.  The child then does the
- * O_DIRECT write from the mapping.
+ * MAP_PRIVATE memory is copy-on-write shared.  The child compares what it
+ * reads with pattern A (the parent's stores of this run: a devdax range was
+ * seeded with the stale stream first) and then does the O_DIRECT write from
+ * the mapping.
  */
 static int case_fork(struct ctx *c)
 {
@@ -762,8 +664,8 @@ static int case_fork(struct ctx *c)
 	int status;
 	pid_t pid;
 
-	if (peer_fill(c, S_STALE_PEER) || map_main(c, PROT_READ | PROT_WRITE) ||
-	    map_store(c, S_A))
+	if (seed_devdax_stale(c) || peer_fill(c, S_STALE_PEER) ||
+	    map_main(c, PROT_READ | PROT_WRITE) || map_store(c, S_A))
 		return -1;
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -975,26 +877,6 @@ static const struct case_def cases[] = {
 
 /* ---------------------------------------------------------------- output */
 
-static void jstr(const char *s)
-{
-	if (!s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static void jbool(bool b)
 {
 	fputs(b ? "true" : "false", stdout);
@@ -1190,40 +1072,6 @@ static const char usage_text[] =
 	"read-readonly|collision [--size B] [--offset B] [--peer-offset B] "
 	"[--file-size B] [--duration-ms N] [--seed N] [--align-va B]";
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nvh-odirect: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-/* Decimal with an optional K, M or G suffix (powers of 1024). */
-static size_t parse_size(const char *opt, const char *s)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		usage_error("--%s: bad size '%s'", opt, s);
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	}
-	if (*end || (v << shift) >> shift != v || (v << shift) > SIZE_MAX / 4)
-		usage_error("--%s: bad size '%s'", opt, s);
-	return (size_t)(v << shift);
-}
-
 static long long parse_num(const char *opt, const char *s, long long max)
 {
 	long long v;
@@ -1326,7 +1174,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
 	struct opts o;
 	struct ctx c = { .o = &o };
 	bool completed;
@@ -1334,8 +1181,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	debug_corrupt = o.corrupt;
 	crc32_init();
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL))
+	if (guard_signal(SIGBUS))
 		fail("sigaction(SIGBUS): %s", strerror(errno));
 	completed = !R.error[0] && setup(&c) == 0 && o.cs->run(&c) == 0;
 	if (!completed && R.error[0])

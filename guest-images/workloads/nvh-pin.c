@@ -48,7 +48,9 @@
 #include <infiniband/verbs.h>
 #include <liburing.h>
 
-#define SZ_2M (2UL << 20)
+#define NVH_PROG "nvh-pin"
+#include "nvh-common.h"
+
 #define CHUNK (1UL << 20)		/* unit of read-back comparisons */
 #define RDMA_BOUNCE (256UL << 10)	/* RDMA READ verification buffer */
 #define RDMA_TIMEOUT_NS (30LL * 1000000000LL)
@@ -146,7 +148,6 @@ static struct {
 	struct call pin, release;
 	struct verify verify;
 	unsigned long touches;
-	unsigned long sigbus_count;
 	const char *release_signal;
 	struct {
 		bool valid;
@@ -176,37 +177,6 @@ static struct {
 	} gt;
 } R = { .file_size = -1, .supported = true };
 
-static const char *errno_name(int e)
-{
-	static const struct {
-		int e;
-		const char *n;
-	} t[] = {
-		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { ESRCH, "ESRCH" },
-		{ EINTR, "EINTR" }, { EIO, "EIO" }, { ENXIO, "ENXIO" },
-		{ E2BIG, "E2BIG" }, { EBADF, "EBADF" }, { EAGAIN, "EAGAIN" },
-		{ ENOMEM, "ENOMEM" }, { EACCES, "EACCES" }, { EFAULT, "EFAULT" },
-		{ EBUSY, "EBUSY" }, { EEXIST, "EEXIST" }, { ENODEV, "ENODEV" },
-		{ EINVAL, "EINVAL" }, { ENFILE, "ENFILE" }, { EMFILE, "EMFILE" },
-		{ ENOTTY, "ENOTTY" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
-		{ ESPIPE, "ESPIPE" }, { EROFS, "EROFS" }, { EPIPE, "EPIPE" },
-		{ ERANGE, "ERANGE" }, { ENOSYS, "ENOSYS" },
-		{ EOVERFLOW, "EOVERFLOW" }, { EOPNOTSUPP, "EOPNOTSUPP" },
-		{ EPROTONOSUPPORT, "EPROTONOSUPPORT" },
-		{ EADDRNOTAVAIL, "EADDRNOTAVAIL" }, { ENETUNREACH, "ENETUNREACH" },
-		{ ETIMEDOUT, "ETIMEDOUT" }, { ECONNREFUSED, "ECONNREFUSED" },
-		{ EHOSTUNREACH, "EHOSTUNREACH" }, { ECANCELED, "ECANCELED" },
-		{ EHWPOISON, "EHWPOISON" },
-	};
-	static char other[16];
-
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (t[i].e == e)
-			return t[i].n;
-	snprintf(other, sizeof(other), "E%d", e);
-	return other;
-}
-
 /* First failure wins: it is the cause, later ones are consequences. */
 static int __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 {
@@ -220,14 +190,6 @@ static int __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 	return -1;
 }
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);	/* does not touch errno on success */
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void set_call(struct call *c, const char *name, long long ret, int err,
 		     bool ok, long long ns)
 {
@@ -237,90 +199,22 @@ static void set_call(struct call *c, const char *name, long long ret, int err,
 /* ---------------------------------------------------------------- pattern */
 
 /*
- * Every byte is a function of (seed, stream, buffer offset), so a mismatch
- * offset names a position and data from another stream or run never
- * matches.  The buffer holds stream "pattern"; the io_uring peer is first
- * filled with stream "stale", so a write that moves nothing cannot pass.
+ * The streams of nvh-common.h: every byte is a function of (seed, stream, buffer offset),
+ * so a mismatch offset names a position and data from another stream or run never
+ * matches.  The buffer holds stream 1 ("pattern"); the io_uring peer is first filled with
+ * stream 2 ("stale"), so a write that moves nothing cannot pass.
  */
-static uint64_t mix64(uint64_t x)	/* splitmix64 finaliser */
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static uint64_t stream_key(uint64_t seed, uint64_t stream)
-{
-	return mix64(seed ^ mix64(stream));
-}
-
-static unsigned char pattern_byte(uint64_t key, uint64_t pos)
-{
-	uint64_t w = mix64(key ^ (pos >> 3));
-	unsigned char b[8];
-
-	memcpy(b, &w, 8);
-	return b[pos & 7];
-}
-
-/* dst[0..len) = stream bytes at offsets pos..pos+len; any alignment. */
-static void pattern_range(uint64_t key, unsigned char *dst, uint64_t pos, size_t len)
-{
-	size_t i = 0;
-
-	for (; i < len && ((pos + i) & 7); i++)
-		dst[i] = pattern_byte(key, pos + i);
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w = mix64(key ^ ((pos + i) >> 3));
-
-		memcpy(dst + i, &w, 8);
-	}
-	for (; i < len; i++)
-		dst[i] = pattern_byte(key, pos + i);
-}
+#define STREAM_PATTERN 1
+#define STREAM_STALE 2
 
 /* ------------------------------------------------ SIGBUS / SIGSEGV guard */
 
 /*
- * CPU accesses to the mapping run under a guard: a DAX mapping whose
- * device or file went away (or a device smaller than the buffer) raises
- * SIGBUS, which then becomes a reported result instead of killing the
- * program without JSON.
+ * CPU accesses to the mapping run under the guard of nvh-common.h (run_guarded()): a DAX
+ * mapping whose device or file went away (or a device smaller than the buffer) raises
+ * SIGBUS, which then becomes a reported result instead of killing the program without
+ * JSON.
  */
-static sigjmp_buf *guard_env;
-static volatile sig_atomic_t fault_signo, fault_code;
-static void *volatile fault_addr;
-
-static void on_fault(int sig, siginfo_t *si, void *uc)
-{
-	(void)uc;
-	fault_signo = sig;
-	fault_code = si->si_code;
-	fault_addr = si->si_addr;
-	if (sig == SIGBUS)
-		R.sigbus_count++;
-	if (guard_env)
-		siglongjmp(*guard_env, 1);
-	/* Unguarded: returning re-executes the access and dies as usual. */
-	signal(sig, SIG_DFL);
-}
-
-static bool run_guarded(void (*fn)(void *), void *arg)
-{
-	sigjmp_buf env;
-
-	if (sigsetjmp(env, 1)) {
-		guard_env = NULL;
-		return false;
-	}
-	fault_signo = 0;
-	guard_env = &env;
-	fn(arg);
-	guard_env = NULL;
-	return true;
-}
-
 static const char *signal_name(int sig)
 {
 	switch (sig) {
@@ -430,56 +324,6 @@ static void verify_bytes(struct ctx *c, const unsigned char *seen, size_t n,
 
 /* ------------------------------------------------------------ the buffer */
 
-static size_t round_up(size_t v, size_t a)
-{
-	return (v + a - 1) / a * a;
-}
-
-/*
- * A mapping of len bytes at an address aligned to align: PMD faults need
- * the virtual address and the file offset congruent modulo 2 MiB, and
- * device-dax refuses VMAs not aligned to the device align.  mmap(NULL)
- * promises neither, so reserve len + align of PROT_NONE and MAP_FIXED the
- * real mapping at the aligned address inside it.
- */
-static void *map_aligned(int fd, size_t len, int prot, int flags, size_t align)
-{
-	size_t span = len + align, head, tail;
-	unsigned char *resv, *p;
-	uintptr_t a;
-
-	resv = mmap(NULL, span, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (resv == MAP_FAILED)
-		return MAP_FAILED;
-	a = ((uintptr_t)resv + align - 1) & ~(uintptr_t)(align - 1);
-	p = mmap((void *)a, len, prot, flags | MAP_FIXED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = errno;
-
-		munmap(resv, span);
-		errno = err;
-		return MAP_FAILED;
-	}
-	head = a - (uintptr_t)resv;
-	tail = span - head - len;
-	if (head)
-		munmap(resv, head);
-	if (tail)
-		munmap(p + len, tail);
-	return p;
-}
-
-/* Real blocks where the filesystem can, a sparse extension otherwise. */
-static int extend_file(int fd, off_t size)
-{
-	if (fallocate(fd, 0, 0, size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP)
-		return -1;
-	return ftruncate(fd, size);
-}
-
 static int open_buffer(struct ctx *c)
 {
 	const struct opts *o = c->o;
@@ -542,7 +386,14 @@ static void do_fill(void *arg)
 	pattern_range(c->key, c->map, 0, c->o->size);
 }
 
-/* CPU stores of the pattern: faults every page in before the pin. */
+/*
+ * CPU stores of the pattern: faults every page in before the pin, and is the buffer's
+ * seed in every mode (--hold included).  Every byte is a function of (seed, offset), so
+ * every page holds bytes no other page holds; verify and the --hold read pass compare
+ * with it, never with whatever the device held.  No seed goes in before through the fd or
+ * another mapping: this fill overwrites all of the pinned range before the pin, so such a
+ * seed could never be seen there.
+ */
 static int fill_buffer(struct ctx *c)
 {
 	if (run_guarded(do_fill, c))
@@ -688,7 +539,7 @@ static int open_peer(struct ctx *c)
 /* Stream "stale" over the peer range, so a write that moves nothing fails. */
 static int peer_stale(struct ctx *c)
 {
-	uint64_t key = stream_key(c->o->seed, 2);
+	uint64_t key = stream_key(c->o->seed, STREAM_STALE);
 
 	for (size_t pos = 0; pos < c->o->size; pos += CHUNK) {
 		size_t n = c->o->size - pos < CHUNK ? c->o->size - pos : CHUNK;
@@ -1165,26 +1016,6 @@ static void cleanup(struct ctx *c)
 static bool jfirst[8];
 static int jdepth;
 
-static void jstr(const char *s)
-{
-	if (!s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static void jbegin(void)
 {
 	putchar('{');
@@ -1386,7 +1217,7 @@ static void print_final(const struct ctx *c, bool completed)
 	kcall("release", &R.release);
 	kstr("release_signal", R.release_signal);
 	kint("touches", (long long)R.touches);
-	kint("sigbus_count", (long long)R.sigbus_count);
+	kint("sigbus_count", (long long)__atomic_load_n(&sigbus_count, __ATOMIC_RELAXED));
 	method_extras(o);
 	jend();
 	line_end();
@@ -1432,7 +1263,9 @@ static volatile size_t read_as_written;
 
 /* Reads alone first: a mapping whose PTEs are gone faults on a read, while one that was
  * only write-protected (writeback after the device went away) still reads, stale. Each
- * page's first word is compared with the pattern the fill stored there. */
+ * page's first word is compared with the pattern the fill stored there: one word names
+ * the page and the run (zeroes, another page's or another seed's bytes do not match),
+ * and one load per page keeps the pass a fault probe; verify checks every byte. */
 static void do_read(void *arg)
 {
 	const struct ctx *c = arg;
@@ -1440,7 +1273,7 @@ static void do_read(void *arg)
 	for (; touch_pos < c->o->size; touch_pos += c->page) {
 		uint64_t w = *(volatile uint64_t *)(c->map + touch_pos);
 
-		if (w == mix64(c->key ^ (touch_pos >> 3)))
+		if (w == pattern_word(c->key, touch_pos))
 			read_as_written++;
 	}
 }
@@ -1526,40 +1359,6 @@ static const char usage_text[] =
 	"--method vmsplice|io_uring|rdma|gup_test|none [--size B] [--file-size B] "
 	"[--align-va B] [--rdma-dev NAME] [--gup-test basic|fast|longterm|hold] "
 	"[--peer PATH] [--hold] [--seed N]";
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nvh-pin: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-/* Decimal with an optional K, M or G suffix (powers of 1024). */
-static size_t parse_size(const char *opt, const char *s)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		usage_error("--%s: bad size '%s'", opt, s);
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	}
-	if (*end || (v << shift) >> shift != v || (v << shift) > SIZE_MAX / 4)
-		usage_error("--%s: bad size '%s'", opt, s);
-	return (size_t)(v << shift);
-}
 
 static int parse_name(const char *opt, const char *s, const char *const *names, int n)
 {
@@ -1676,7 +1475,6 @@ static void raise_memlock(void)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO };
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	struct opts o;
 	struct ctx c = { .o = &o, .page = page, .buf_fd = -1, .pfd = { -1, -1 },
@@ -1687,10 +1485,9 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o, page);
 	debug_corrupt = getenv("NVH_PIN_CORRUPT") && !strcmp(getenv("NVH_PIN_CORRUPT"), "1");
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	c.key = stream_key(o.seed, 1);
+	c.key = stream_key(o.seed, STREAM_PATTERN);
 	c.map_len = round_up(o.size, o.align_va > SZ_2M ? o.align_va : SZ_2M);
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGBUS, &sa, NULL) || sigaction(SIGSEGV, &sa, NULL))
+	if (guard_signal(SIGBUS) || guard_signal(SIGSEGV))
 		fail("sigaction(SIGBUS/SIGSEGV): %s", strerror(errno));
 	if (o.hold && block_control_signals(&old))
 		fail("blocking the control signals: %s", strerror(errno));
