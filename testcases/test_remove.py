@@ -224,6 +224,7 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_
     with dax.devdax(ndctl, align="2M", map="mem") as ns:
         holder = holder_for(guest, f"devdax:{ns.device_path}", method, **extra)
         try:
+            before = pinning.vmstat_pins(guest)
             first = holder.start()
             if holder.pinned is None:
                 if first.get("supported") is False:
@@ -232,7 +233,11 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_
                                 "gup_test's PIN_LONGTERM_TEST_START needs >= 6.2)"
                                 if method == "gup_test-hold" else
                                 f"{method}: not supported by this kernel ({why})")
-                mismatches = pinning.check_pin(first, pin_expect.values)
+                delta = pinning.pin_delta(before, pinning.vmstat_pins(guest))
+                checks = with_sources(pinning.pin_checks(first, pin_expect.values, delta),
+                                      pin_expect.sources)
+                artifacts.add_checks(checks)
+                mismatches = failures(checks)
                 assert not mismatches, format_mismatches(mismatches)
                 pytest.skip(f"{method}: this kernel refuses the pin as pin.yaml expects "
                             f"({(first.get('pin') or {}).get('errno')}); nothing to remove "
