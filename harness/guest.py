@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import interrupt, progress
 from .accel import AccelChoice
+from .console import boot_banner, mark_text, slice_between_marks
 from .errors import BootError, HarnessError
 from .image import GuestImage
 from .profile import MachineProfile
@@ -37,7 +38,6 @@ BASE_CMDLINE = (
 )
 PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
 READY_MARKER = "nvh: guest ready"
-MARK_PREFIX = "nvh-mark:"
 
 
 WORKDIR_PREFIX = "nvh-guest-"
@@ -279,9 +279,8 @@ class Guest:
         try:
             self.console_sink.parent.mkdir(parents=True, exist_ok=True)
             with open(self.console_sink, "a") as sink:
-                sink.write(f"===== nvdimm-harness: boot {self.boots} "
-                           f"({self.config.kernel.source} kernel, "
-                           f"{self.config.accel.accel}) =====\n")
+                sink.write(boot_banner(self.boots, self.config.kernel.source,
+                                       self.config.accel.accel))
                 sink.write(self.console_text())
                 sink.write("\n")
         except OSError as e:
@@ -313,7 +312,7 @@ class Guest:
     # -- kernel log ------------------------------------------------------------------------
     def mark(self, label: str) -> None:
         """Write a marker into the kernel log, to cut per-test slices out of it."""
-        self.succeed(f"echo '{MARK_PREFIX} {label}' > /dev/kmsg", timeout_s=30)
+        self.succeed(f"echo '{mark_text(label)}' > /dev/kmsg", timeout_s=30)
 
     def taint(self) -> int:
         """/proc/sys/kernel/tainted: it changes when an oops or WARN leaves the kernel suspect."""
@@ -332,15 +331,3 @@ class Guest:
     def dmesg_between(self, begin: str, end: str) -> str:
         text = self.succeed("dmesg", timeout_s=60)
         return slice_between_marks(text, begin, end)
-
-
-def slice_between_marks(log: str, begin: str, end: str) -> str:
-    """The lines strictly between the `begin` and `end` markers (the last begin before end)."""
-    lines = log.splitlines()
-    b = next((i for i in range(len(lines) - 1, -1, -1)
-              if lines[i].endswith(f"{MARK_PREFIX} {begin}")), None)
-    start = 0 if b is None else b + 1
-    e = next((i for i in range(start, len(lines)) if lines[i].endswith(f"{MARK_PREFIX} {end}")),
-             len(lines))
-    return "\n".join(lines[start:e]) + ("\n" if e > start else "")
-

@@ -211,3 +211,18 @@ class PinHolder:
 
     def cleanup(self) -> None:
         self.proc.cleanup()
+
+
+class PinAccounting:
+    """FOLL_PIN balance over a test: every pin the kernel took was released again."""
+
+    def __init__(self, guest: Runner):
+        self.guest = guest
+        self.before: dict[str, int] = {}
+
+    def begin(self) -> None:
+        self.before = vmstat_pins(self.guest)
+
+    def leak(self) -> str:
+        after = vmstat_pins(self.guest)
+        return pin_leak_message(self.before, after)

@@ -7,8 +7,10 @@ milliseconds, before any image build or boot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import kconfig
 from .accel import choose_accel
@@ -32,6 +34,14 @@ class GuestOptions:
     kernel_tree: str | None = None
     patches: tuple[str, ...] = ()
     configs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_flags(cls, get: Callable[[str], Any]) -> GuestOptions:
+        """From option values looked up by flag ("--kernel-tree"), e.g. pytest's getoption."""
+        return cls(profile=get("--profile"), kernel=get("--kernel"), accel=get("--accel"),
+                   recipe=get("--recipe"), modules=get("--modules"),
+                   kernel_tree=get("--kernel-tree"), patches=tuple(get("--patches") or ()),
+                   configs=tuple(get("--config") or ()))
 
 
 def check_bzimage(path: Path) -> None:

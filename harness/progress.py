@@ -25,6 +25,18 @@ def set_writer(writer: Callable[[str], None]) -> None:
     _writer = writer
 
 
+def stderr_writer(prefix: str = "",
+                  uncaptured: Callable[[], contextlib.AbstractContextManager] | None = None
+                  ) -> Callable[[str], None]:
+    """A writer for set_writer(): each line to stderr after `prefix`, inside `uncaptured()`
+    (pytest's capture manager's global_and_fixture_disabled: a developer waiting for an
+    image build or a TCG boot needs to see it move, and pytest captures fd 2 in fixtures)."""
+    def write(line: str) -> None:
+        with uncaptured() if uncaptured else contextlib.nullcontext():
+            _write_stderr(prefix + line)
+    return write
+
+
 def say(message: str) -> None:
     _writer(f"nvdimm-harness: {message}")
 
