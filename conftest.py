@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import interrupt, progress
-from harness.errors import BootError, HarnessError, UsageError
+from harness.errors import BootError, HarnessError, PreconditionNotMet, UsageError
 from harness.frame import TestArtifacts, TestFrame
 from harness.guest import Guest
 from harness.ndctl import Ndctl
@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent
 TESTCASES = ROOT / "testcases"
 # Guest tests that misbehave on purpose, driven by tests/e2e (never part of a suite run).
 GUEST_FAULTS = ROOT / "tests" / "guest_faults"
-# NVH_KNOWN_FAILURES: another table (an empty one shows what the known bugs look like
-# when they fail the run).
+# NVH_KNOWN_FAILURES: another table (an empty one: the known bugs fail the run).
 KNOWN_FAILURES = Path(os.environ.get("NVH_KNOWN_FAILURES", TESTCASES / "known_failures.yaml"))
 
 
@@ -216,12 +215,13 @@ class RunRecorderPlugin(RunRecorder):
         report = yield
         if not _is_guest_test(item):
             return report
-        crash = getattr(report.longrepr, "reprcrash", None)
+        crash, raised = getattr(report.longrepr, "reprcrash", None), call.excinfo
         phase = Phase(
             when=report.when, status=report.outcome, duration_s=report.duration,
             longrepr=report.longreprtext, crash_message=crash.message if crash else None,
             skip_reason=str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else None,
-            guest_timeout=bool(call.excinfo and call.excinfo.errisinstance(GuestCommandTimeout)))
+            guest_timeout=bool(raised and raised.errisinstance(GuestCommandTimeout)),
+            precondition_not_met=bool(raised and raised.errisinstance(PreconditionNotMet)))
         verdict = self.record(item.nodeid, phase, item.stash.get(FRAME, None))
         if verdict is not None and verdict.outcome != "failed":  # xfail / xpass
             report.wasxfail = xfail_reason(verdict)

@@ -17,8 +17,8 @@ Nothing here knows pytest: conftest.py builds a frame from a test item's id and 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,9 @@ class TestArtifacts:
         self.checks: list[Check] = []
         # Findings the harness made itself (a stalled workload): judged like kernel ones.
         self.harness_findings: list[kmsg.Finding] = []
+        # Checks the test still owes when the frame has to stop its guest (a crash, a
+        # timeout, a new taint): run on the restarted guest, their checks recorded here.
+        self.after_restart: Callable[[], list[Check]] | None = None
 
     def attach(self, name: str, text: str) -> Path:
         path = self.dir / name
@@ -197,6 +200,22 @@ class TestFrame:
         if verdict.stop_guest:
             self.guest.stop()
             self.guest_stopped = True
+            self._checks_after_restart()
+
+    def _checks_after_restart(self) -> None:
+        """What the test could not check in the guest it lost, on a fresh one (which the
+        next test would have booted anyway)."""
+        owed, self.artifacts.after_restart = self.artifacts.after_restart, None
+        if owed is None or interrupt.requested():
+            return
+        try:
+            self.guest.restart()
+            checks = owed()
+        except (HarnessError, OSError, GuestCommandTimeout) as e:
+            checks = [Check("checks after the restart", "the restarted guest answers",
+                            f"{type(e).__name__}: {str(e)[:300]}", False)]
+        self.artifacts.add_checks([replace(c, name=f"{c.name} (after the restart)")
+                                   for c in checks])
 
     def guard(self, pins: PinAccounting | None = None):
         """The test call's hook wrapper, as a generator: `return (yield from

@@ -119,6 +119,7 @@ class RunRecorder:
         self.any_guest_tests = True
         outcome = classify(phase, frame)
         if outcome is None:
+            self._refresh_checks(test_id, phase)
             return None
         verdict = self.known_failure(test_id, outcome, frame) if phase.when == "call" else None
         text = message(phase, frame)
@@ -146,11 +147,14 @@ class RunRecorder:
             )
         elif phase.when == "call":
             record.duration_s = round(phase.duration_s, 3)
+        self._refresh_checks(test_id, phase)
+        return verdict
+
+    def _refresh_checks(self, test_id: str, phase: Phase) -> None:
+        """Checks recorded in fixture teardown count too, whether it passed or not."""
         if phase.when == "teardown" and test_id in self.records:
-            # Checks recorded in fixture teardown (namespace usable again) count too.
             art = self.artifacts_for(test_id)
             self.records[test_id].checks = [c.to_json() for c in art.checks]
-        return verdict
 
     def known_failure(self, test_id: str, outcome: str,
                       frame: TestFrame | None) -> known_failures.Verdict | None:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import Check, failures
 from .dax import reset_namespace
+from .errors import PreconditionNotMet
 from .expectations import Vocabulary, v_bool, v_result
-from .workload import Mismatch
+from .workload import Mismatch, WorkloadOutputError, parse_output
 
 if TYPE_CHECKING:
     from .guest_process import Runner
@@ -239,6 +240,48 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
                          (not u.get("ok") and u.get("errno") == expect["umount"]["errno"]),
                          key="umount"))
     return out
+
+
+# Where a thread of nvh-odirect waits while its O_DIRECT read is in flight (block/fops.c).
+IN_FLIGHT_STACK = "blkdev_direct_IO"
+
+
+def require_in_flight(obs: dict[str, Any], held_s: float) -> None:
+    """Raise PreconditionNotMet (the test is `error`, nothing was tested) unless the
+    O_DIRECT was seen in flight before the removal and still was when it returned."""
+    seen = obs.get("in_flight") or {}
+    if not seen.get("before_removal"):
+        raise PreconditionNotMet(
+            "precondition not met: the O_DIRECT read was not seen in flight (no thread in "
+            f"{IN_FLIGHT_STACK} within {held_s:.0f}s) before the removal")
+    if not seen.get("after_removal"):
+        raise PreconditionNotMet(
+            "precondition not met: the O_DIRECT read had finished when the removal returned "
+            f"(the removal took {obs.get('action_s')}s, dm-delay holds the read "
+            f"{held_s:.0f}s)")
+
+
+def inflight_result(result: CommandResult | None, command: str) -> dict[str, Any]:
+    """The in-flight O_DIRECT's outcome for check_removal's `io` (None: never finished).
+    Only bytes the kernel reported as moved count: a full transfer whose bytes differ,
+    read without SIGBUS, is corruption; a SIGBUS on the compare means the mapping was
+    revoked."""
+    if result is None:
+        return {"full": False, "detail": "the O_DIRECT never finished"}
+    try:
+        data = parse_output(result.stdout, command)
+    except WorkloadOutputError:
+        return {"full": False, "detail": f"nvh-odirect exit {result.status}: "
+                                         f"{result.stderr.strip()[-300:]}"}
+    t = data.get("transfer") or {}
+    c = data.get("compare") or {}
+    full = t.get("ret") == data.get("size")
+    corrupt = full and c.get("mismatch_offset", -1) not in (-1, None) \
+        and not data.get("sigbus_count")
+    detail = (f"transfer ret {t.get('ret')} {t.get('errno_name') or ''}".strip()
+              + (f", compare mismatch at {c.get('mismatch_offset')}" if corrupt else "")
+              + (f", SIGBUS x{data['sigbus_count']}" if data.get("sigbus_count") else ""))
+    return {"full": full, "corrupt": corrupt, "detail": detail}
 
 
 def restore_namespace(ndctl: Ndctl, ns: str = NAMESPACE) -> None:

@@ -29,6 +29,8 @@ class Phase:
     crash_message: str | None = None  # the failure's one-line summary, when pytest has one
     skip_reason: str | None = None    # why it was skipped, when pytest says
     guest_timeout: bool = False       # the exception was a harness.ssh.GuestCommandTimeout
+    # the exception was harness.errors.PreconditionNotMet: nothing was tested
+    precondition_not_met: bool = False
 
     @property
     def passed(self) -> bool:
@@ -64,6 +66,8 @@ def classify(phase: Phase, frame: TestFrame | None) -> str | None:
             return "timeout"
         if phase.guest_timeout:
             return "timeout"
+        if phase.precondition_not_met:
+            return "error"
         return "failed"
     return "error" if phase.failed else None
 

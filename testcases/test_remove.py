@@ -24,7 +24,7 @@ import pytest
 
 from harness import dax, pinning, removal
 from harness.checks import Check, failures, with_sources
-from harness.errors import HarnessError, PreconditionNotMet
+from harness.errors import HarnessError
 from harness.guest_process import GuestProcess
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import MiB
@@ -33,7 +33,6 @@ from harness.workload import (
     check_odirect,
     format_mismatches,
     odirect_command,
-    parse_output,
     run_odirect,
 )
 
@@ -95,6 +94,7 @@ def judge(guest, ndctl, artifacts, expect, obs: dict) -> None:
             f"{rel.get('stacks', '')[:2000]}", bool(rel.get("exited"))))
     artifacts.add_checks(checks)
     artifacts.add_checks([namespace_usable(guest, ndctl)])
+    artifacts.after_restart = None  # checked here; nothing owed to a restarted guest
     failed = failures(artifacts.checks)
     assert not failed, format_mismatches(failed)
 
@@ -124,8 +124,9 @@ def namespace_usable(guest, ndctl) -> Check:
 
 @pytest.fixture(autouse=True)
 def _namespace_usable_after_a_restart(guest, ndctl, artifacts):
-    """A removal that crashes or wedges the guest still gets its namespace-usable check:
-    the test frame restarts the guest and runs this (harness/frame.py)."""
+    """A removal that crashes or wedges the guest before its own check still gets the
+    namespace-usable check: the test frame restarts the guest and runs this
+    (harness/frame.py TestFrame._checks_after_restart)."""
     artifacts.after_restart = lambda: [namespace_usable(guest, ndctl)]
     yield
 
@@ -284,59 +285,22 @@ def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, del
         try:
             # The precondition of the whole test: the read is in flight before the removal
             # starts and still is when it returned. Otherwise nothing was tested: error.
-            in_flight = io.wait_for_stack(IN_FLIGHT_STACK, DELAY_MS / 1000)
+            in_flight = io.wait_for_stack(removal.IN_FLIGHT_STACK, DELAY_MS / 1000)
             obs["state_before"] = removal.namespace_state(guest)
             obs.update(remove(guest, artifacts, "disable"))
             still_in_flight = not io.finished()
             obs["in_flight"] = {"before_removal": in_flight, "after_removal": still_in_flight}
             obs["state_after"] = removal.namespace_state(guest)
             finished = io.wait(DELAY_MS / 1000 + RELEASE_DEADLINE_S)
-            obs["io"] = inflight_result(io, finished)
+            result = io.result() if finished else None
+            obs["io"] = removal.inflight_result(result, io.command)
             if finished:
                 artifacts.attach("workload.json", io.output())
             if not finished:
                 obs["release"] = {"exited": False, "state": io.state(), "stacks": io.stacks()}
         finally:
             io.cleanup()
-    require_in_flight(obs)
+    removal.require_in_flight(obs, DELAY_MS / 1000)
     judge(guest, ndctl, artifacts, expect, obs)
 
 
-IN_FLIGHT_STACK = "blkdev_direct_IO"
-
-
-def require_in_flight(obs: dict) -> None:
-    """Raise PreconditionNotMet (the test is `error`) unless the O_DIRECT was in flight
-    across the whole removal."""
-    seen = obs.get("in_flight") or {}
-    if not seen.get("before_removal"):
-        raise PreconditionNotMet(
-            f"precondition not met: the O_DIRECT read was not seen in flight (no thread in "
-            f"{IN_FLIGHT_STACK} within {DELAY_MS / 1000:.0f}s) before the removal")
-    if not seen.get("after_removal"):
-        raise PreconditionNotMet(
-            f"precondition not met: the O_DIRECT read had finished when the removal returned "
-            f"(the removal took {obs.get('action_s')}s, dm-delay holds the read "
-            f"{DELAY_MS / 1000:.0f}s)")
-
-
-def inflight_result(io: GuestProcess, finished: bool) -> dict:
-    if not finished:
-        return {"full": False, "detail": "the O_DIRECT never finished"}
-    result = io.result()
-    try:
-        data = parse_output(result.stdout, io.command)
-    except AssertionError:
-        return {"full": False, "detail": f"nvh-odirect exit {result.status}: "
-                                         f"{result.stderr.strip()[-300:]}"}
-    t = data.get("transfer") or {}
-    c = data.get("compare") or {}
-    full = t.get("ret") == data.get("size")
-    # Only bytes the kernel reported as moved count: a full transfer whose bytes differ, read
-    # without SIGBUS, is corruption. A SIGBUS on the compare means the mapping was revoked.
-    corrupt = full and c.get("mismatch_offset", -1) not in (-1, None) \
-        and not data.get("sigbus_count")
-    detail = (f"transfer ret {t.get('ret')} {t.get('errno_name') or ''}".strip()
-              + (f", compare mismatch at {c.get('mismatch_offset')}" if corrupt else "")
-              + (f", SIGBUS x{data['sigbus_count']}" if data.get("sigbus_count") else ""))
-    return {"full": full, "corrupt": corrupt, "detail": detail}

@@ -355,3 +355,49 @@ def test_guard_turns_a_cleanup_error_after_ctrl_c_into_the_interrupt(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="ConnectionError in cleanup"):
         gen.throw(ConnectionError("the run was interrupted: no more guest commands"))
     assert guest.calls == ["mark begin", "taint"]
+
+
+class RestartingGuest(FakeGuest):
+    def restart(self) -> None:
+        self.calls.append("restart")
+        self.alive = True
+
+
+def test_checks_owed_to_a_crashed_test_run_on_the_restarted_guest(tmp_path):
+    """issue 14: 'the namespace works again' is checked for every removal test, after a
+    restart when the removal crashed the guest; recorded with the test's other checks."""
+    guest = RestartingGuest()
+    frame = started(tmp_path, guest)
+    frame.artifacts.after_restart = lambda: [
+        Check("namespace usable again", "a 64 KiB O_DIRECT round trip byte-exact",
+              "recreated, byte-exact", True)]
+    guest.kernel_prints("real-6.1-panic-sysrq-c.log")
+    guest.dies(panic=None)
+    frame.finish(ConnectionError("SSH session closed"))
+    assert frame.crashed and guest.calls[-2:] == ["stop", "restart"]
+    [check] = frame.artifacts.checks
+    assert check.name == "namespace usable again (after the restart)" and check.ok
+    assert frame.artifacts.after_restart is None
+
+
+def test_nothing_is_owed_by_a_test_that_made_its_checks(tmp_path):
+    guest = RestartingGuest(taint=(0, 4608))
+    frame = started(tmp_path, guest)
+    frame.artifacts.after_restart = None  # the test checked the namespace itself
+    guest.kernel_prints("real-6.1-oops-dax_disassociate_entry-ext4-unbind.log")
+    frame.finish(None)
+    assert frame.guest_stopped and "restart" not in guest.calls
+
+
+def test_a_restart_that_fails_is_a_failed_check_not_a_lost_one(tmp_path):
+    class Unbootable(FakeGuest):
+        def restart(self):
+            raise HarnessError("guest did not reach SSH")
+    guest = Unbootable()
+    frame = started(tmp_path, guest)
+    frame.artifacts.after_restart = lambda: []
+    guest.kernel_prints("real-6.1-panic-sysrq-c.log")
+    guest.dies(panic=None)
+    frame.finish(ConnectionError("SSH session closed"))
+    [check] = frame.artifacts.checks
+    assert not check.ok and "did not reach SSH" in check.observed

@@ -144,3 +144,29 @@ def test_umount_after_unbind_is_judged():
                                    "stderr": "Killed"})
     [m] = removal.check_removal(killed, expect)
     assert m.name == "umount" and m.observed == "status 137: Killed"
+
+
+# -- issue 14 item 3: "in flight" is a precondition, checked -------------------------------
+
+def test_removal_not_during_the_io_is_a_precondition_error():
+    import pytest
+
+    from harness.errors import PreconditionNotMet
+    during = {"in_flight": {"before_removal": True, "after_removal": True}, "action_s": 0.3}
+    removal.require_in_flight(during, 4)  # nothing raised
+    for seen, words in (({"before_removal": False, "after_removal": True}, "not seen in flight"),
+                        ({"before_removal": True, "after_removal": False}, "had finished"),
+                        (None, "not seen in flight")):
+        with pytest.raises(PreconditionNotMet, match=words):
+            removal.require_in_flight({"in_flight": seen, "action_s": 5.1}, 4)
+
+
+def test_inflight_result_tells_full_error_and_corrupt():
+    ok = CommandResult("nvh-odirect", 0, '{"size": 4096, "transfer": {"ret": 4096}, '
+                                         '"compare": {"mismatch_offset": -1}}', "", 4.1)
+    assert removal.inflight_result(ok, "nvh-odirect")["full"]
+    bad = CommandResult("nvh-odirect", 0, '{"size": 4096, "transfer": {"ret": 4096}, '
+                                          '"compare": {"mismatch_offset": 12}}', "", 4.1)
+    assert removal.inflight_result(bad, "nvh-odirect")["corrupt"]
+    assert removal.inflight_result(None, "x") == {"full": False,
+                                                  "detail": "the O_DIRECT never finished"}

@@ -99,3 +99,12 @@ def test_xfail_reason():
     assert xfail_reason(verdict) == (
         "known kernel bug: BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
         " (rxe MR released after devdax disable)")
+
+
+def test_a_precondition_not_met_is_error_never_passed():
+    """issue 14 item 3: the removal ran when the O_DIRECT was no longer in flight."""
+    phase = Phase("call", "failed", crash_message="PreconditionNotMet: precondition not met: "
+                  "the O_DIRECT read had finished when the removal returned",
+                  precondition_not_met=True)
+    assert classify(phase, None) == "error"
+    assert message(phase, None).startswith("PreconditionNotMet: precondition not met")
