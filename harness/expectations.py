@@ -174,6 +174,10 @@ VOCABULARY: dict[str, Callable[[Any], None]] = {
     "pmd_nopage": v_rule("pmd_nopage"),
     "pmd_fallback": v_rule("pmd_fallback"),
     "mutator_stall": _v_stall,
+    # harness.devdax_faults.fault_checks: dev_dax_huge_fault() calls by size, for the
+    # workload's mapping
+    "devdax_pmd_faults": v_rule("devdax_pmd_faults"),
+    "devdax_pte_faults": v_rule("devdax_pte_faults"),
 }
 _ROW_KEYS = {"mode", "case", "expect", "source", "kernel", "note"}
 
@@ -185,7 +189,7 @@ def format_value(key: str, value: Any) -> str:
         return f"{key} {value}"
     if isinstance(value, dict) and "errno" in value:
         return f"{key} fails {value['errno']}"
-    if key in ("pmd_nopage", "pmd_fallback"):
+    if key in ("pmd_nopage", "pmd_fallback", "devdax_pmd_faults", "devdax_pte_faults"):
         return f"{key} {parse_count_rule(value).text}"
     if isinstance(value, bool):
         return f"{key} {'true' if value else 'false'}"

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness import dax, trace
+from harness import dax, devdax_faults, trace
 from harness.checks import failures, with_sources
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import KiB, MiB, format_size
@@ -116,7 +116,10 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
                                   **extra)
         tracing = trace.capture(guest, trace.FSDAX_FAULT_EVENTS) if mode.kind == "fsdax" \
             else contextlib.nullcontext()
-        with tracing as capture:
+        # devdax: which page-table level its faults map (dev_dax_huge_fault's debug line)
+        faults = devdax_faults.capture(guest, cell.id) if mode.kind == "devdax" \
+            else contextlib.nullcontext()
+        with tracing as capture, faults as fault_log:
             observed = run_odirect(guest, command, timeout_s=TIMEOUT_S, **watch)
     observed.setdefault("case", cell.case)
     observed.setdefault("buffer_kind", mode.kind)
@@ -125,6 +128,13 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
 
     checks = odirect_checks(observed, expect.values) + stall_checks(observed, expect.values)
     details = [describe_details(observed)]
+    if fault_log is not None:
+        checks += devdax_faults.fault_checks(fault_log, observed, expect.values)
+        if fault_log.counts:
+            details.append(f"devdax faults of the mapping: PMD {fault_log.counts['pmd']}, "
+                           f"PTE {fault_log.counts['pte']}")
+            artifacts.trace_counts = {f"dev_dax_huge_fault:{k.upper()}": v
+                                      for k, v in fault_log.counts.items() if k != "lines"}
     wd = observed.get("watchdog") or {}
     if wd.get("stalled"):
         artifacts.attach("stall-stacks.txt", wd.get("stacks", "") + "\n"

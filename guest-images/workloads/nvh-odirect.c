@@ -359,10 +359,23 @@ static unsigned char *map_region(struct ctx *c, int fd, int prot, const char *op
 	return p;
 }
 
+/*
+ * The case's mapping, also announced in the kernel log (when /dev/kmsg is writable):
+ * faults logged after this line at this address are the case's own, not those of
+ * a temporary seeding mapping that the kernel may have placed at the same address
+ * (harness/devdax_faults.py counts dev_dax_huge_fault()'s lines after it).
+ */
 static void report_mapping(const struct ctx *c, const unsigned char *p)
 {
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+
 	R.map_addr = (uintptr_t)p;
 	R.map_len = c->map_len;
+	if (fd >= 0) {
+		dprintf(fd, "nvh-odirect: case mapping 0x%" PRIxPTR " len %zu\n",
+			R.map_addr, R.map_len);
+		close(fd);
+	}
 }
 
 /* The case's own mapping: created after any setup I/O, so it is untouched. */

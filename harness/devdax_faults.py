@@ -1,0 +1,129 @@
+"""Which page-table level device-dax faults map: an observable for "devdax-2M maps PMDs".
+
+drivers/dax/device.c dev_dax_huge_fault(vmf, pe_size) (Debian's 6.1, read in
+linux-source-6.1) logs every fault on a device-dax mapping with dev_dbg():
+
+    dax0.0: nvh-odirect: write (0x7f2a00000000 - 0x7f2a00200000) size = 1
+
+before it dispatches on pe_size to __dev_dax_pte_fault() (PE_SIZE_PTE = 0),
+__dev_dax_pmd_fault() (PE_SIZE_PMD = 1) or __dev_dax_pud_fault() (PE_SIZE_PUD = 2). The core
+mm (mm/memory.c __handle_mm_fault(): create_huge_pmd() -> vm_ops->huge_fault) asks for a
+PMD first where the VMA allows one; only a VM_FAULT_FALLBACK leads to a PTE-size call. A
+mapping whose faults are all logged with size = 1 is mapped by PMDs; __dev_dax_pmd_fault()
+either installs the PMD (vmf_insert_pfn_pmd) or fails the fault. The line is off unless
+dynamic debug enables it (CONFIG_DYNAMIC_DEBUG, which Debian's kernel has).
+
+Only the faults of the mapping the workload reports are counted (`map_addr`, the VMA start
+in the line, after nvh-odirect's "case mapping" line in the kernel log): seeding through a
+temporary mapping faults too, possibly at the same address. From v6.6 the callback
+takes an `order` instead of pe_size; that format is not parsed yet (the check then says it
+found no lines, rather than pass).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .checks import Check
+from .console import mark_text
+from .expectations import parse_count_rule
+
+if TYPE_CHECKING:
+    from .guest_process import Runner
+
+DEBUG_QUERY = "func dev_dax_huge_fault"
+CONTROL_FILES = ("/proc/dynamic_debug/control", "/sys/kernel/debug/dynamic_debug/control")
+LEVELS = {0: "pte", 1: "pmd", 2: "pud"}
+
+_LINE_RE = re.compile(r"dax\d+\.\d+: (?P<comm>.+?): (?P<access>read|write) "
+                      r"\((?P<start>0x[0-9a-f]+) - (?P<end>0x[0-9a-f]+)\) size = (?P<size>\d+)")
+
+
+def case_mapping_marker(vma_start: int) -> str:
+    """What nvh-odirect writes to /dev/kmsg once it mapped the case's buffer."""
+    return f"nvh-odirect: case mapping {vma_start:#x} "
+
+
+def count_faults(log: str, vma_start: int | None = None) -> dict[str, int]:
+    """{"pte": n, "pmd": n, "pud": n, "lines": all lines seen} from kernel-log text; with
+    `vma_start`, only the faults of the VMA that starts there, after nvh-odirect announced
+    it as the case's mapping, are counted by level."""
+    counts = {"pte": 0, "pmd": 0, "pud": 0, "lines": 0}
+    if vma_start is not None:
+        marker = case_mapping_marker(vma_start)
+        log = log.rsplit(marker, 1)[1] if marker in log else ""
+    for m in _LINE_RE.finditer(log):
+        counts["lines"] += 1
+        if vma_start is not None and int(m.group("start"), 16) != vma_start:
+            continue
+        level = LEVELS.get(int(m.group("size")))
+        if level:
+            counts[level] += 1
+    return counts
+
+
+@dataclass
+class FaultCapture:
+    log: str = ""
+    enabled: bool = False
+    error: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def capture(guest: Runner, label: str) -> Iterator[FaultCapture]:
+    """dev_dax_huge_fault()'s debug line on around the block; the log after a marker is
+    kept in the capture."""
+    cap = FaultCapture()
+    control = " ".join(CONTROL_FILES)
+    enable = (f"for f in {control}; do [ -w $f ] && echo '{DEBUG_QUERY} +p' > $f && exit 0; "
+              "done; exit 1")
+    disable = f"for f in {control}; do [ -w $f ] && echo '{DEBUG_QUERY} -p' > $f; done; true"
+    guest.run("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug",
+              timeout_s=30)
+    r = guest.run(enable, timeout_s=30)
+    cap.enabled = r.status == 0
+    if not cap.enabled:
+        cap.error = ("cannot enable dev_dax_huge_fault's debug line (no dynamic debug "
+                     f"control, or device_dax not loaded): {r.stderr.strip()[-200:]}")
+    marker = mark_text(f"devdax-faults {label}")
+    guest.run(f"echo '{marker}' > /dev/kmsg", timeout_s=30)
+    try:
+        yield cap
+    finally:
+        with contextlib.suppress(ConnectionError):
+            guest.run(disable, timeout_s=30)
+            text = guest.run("dmesg", timeout_s=60).stdout
+            cap.log = text.rsplit(marker, 1)[-1] if marker in text else ""
+
+
+def fault_checks(cap: FaultCapture, observed: dict[str, Any],
+                 expect: dict[str, Any]) -> list[Check]:
+    """devdax_pmd_faults / devdax_pte_faults: count rules on the workload mapping's
+    dev_dax_huge_fault() calls by size."""
+    wanted = [k for k in ("devdax_pmd_faults", "devdax_pte_faults") if k in expect]
+    if not wanted:
+        return []
+    start = observed.get("map_addr")
+    vma = int(start, 16) if isinstance(start, str) else None
+    counts = count_faults(cap.log, vma)
+    cap.counts = counts
+    out = []
+    for key in wanted:
+        rule = parse_count_rule(expect[key])
+        level = key.split("_")[1]
+        if not cap.enabled or counts["lines"] == 0 or vma is None:
+            why = cap.error or ("the workload reported no mapping" if vma is None else
+                                "no dev_dax_huge_fault debug lines in the kernel log")
+            out.append(Check(f"dev_dax_huge_fault {level.upper()}-size faults", rule.text,
+                             f"not observable: {why}", False, key=key))
+            continue
+        out.append(Check(f"dev_dax_huge_fault {level.upper()}-size faults", rule.text,
+                         f"{counts[level]} (of the mapping at {start}; PTE {counts['pte']}, "
+                         f"PMD {counts['pmd']}, PUD {counts['pud']})",
+                         rule.holds(counts[level]), key=key))
+    return out

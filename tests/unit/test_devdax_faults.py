@@ -1,0 +1,40 @@
+"""Counting device-dax faults by page-table level from dev_dax_huge_fault()'s debug line
+(issue 14 item 7: devdax-2M is shown to map PMDs, not assumed)."""
+
+from harness.devdax_faults import FaultCapture, count_faults, fault_checks
+
+MAP = 0x7F0000000000
+# The format of drivers/dax/device.c dev_dax_huge_fault() in 6.1 (dev_dbg, with the
+# device's driver and name in front), a seeding mapping at the same address before the
+# case's own, then the case's faults.
+LOG = "\n".join([
+    f"[  10.1] device_dax dax0.0: nvh-odirect: write ({MAP:#x} - {MAP + (2 << 20):#x}) "
+    "size = 1",
+    f"[  10.2] nvh-odirect: case mapping {MAP:#x} len 2097152",
+    f"[  10.3] device_dax dax0.0: nvh-odirect: write ({MAP:#x} - {MAP + (2 << 20):#x}) "
+    "size = 1",
+    "[  10.4] device_dax dax0.0: other: read (0x7f1000000000 - 0x7f1000200000) size = 0",
+])
+
+
+def test_only_the_case_mappings_faults_after_its_announcement_count():
+    assert count_faults(LOG, MAP) == {"pte": 0, "pmd": 1, "pud": 0, "lines": 2}
+    assert count_faults(LOG) == {"pte": 1, "pmd": 2, "pud": 0, "lines": 3}
+
+
+def test_a_pte_fault_on_devdax_2m_fails_the_check():
+    expect = {"devdax_pmd_faults": 1, "devdax_pte_faults": 0}
+    obs = {"map_addr": f"{MAP:#x}"}
+    assert all(c.ok for c in fault_checks(FaultCapture(log=LOG, enabled=True), obs, expect))
+    fell_back = LOG + f"\n[  10.5] device_dax dax0.0: nvh-odirect: read ({MAP:#x} - " \
+        f"{MAP + (2 << 20):#x}) size = 0"
+    [pmd, pte] = fault_checks(FaultCapture(log=fell_back, enabled=True), obs, expect)
+    assert pmd.ok and not pte.ok and pte.observed.startswith("1 ")
+
+
+def test_no_debug_lines_is_not_a_pass():
+    """A kernel whose line changed format (v6.6's order) or without dynamic debug must
+    not pass silently."""
+    [c] = fault_checks(FaultCapture(log="", enabled=True), {"map_addr": f"{MAP:#x}"},
+                       {"devdax_pte_faults": 0})
+    assert not c.ok and "no dev_dax_huge_fault debug lines" in c.observed
