@@ -33,7 +33,7 @@ from .console import mark_text
 from .expectations import parse_count_rule
 
 if TYPE_CHECKING:
-    from .guest_process import Runner
+    from .ssh import Runner
 
 DEBUG_QUERY = "func dev_dax_huge_fault"
 CONTROL_FILES = ("/proc/dynamic_debug/control", "/sys/kernel/debug/dynamic_debug/control")

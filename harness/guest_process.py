@@ -12,14 +12,10 @@ import contextlib
 import json
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .ssh import CommandResult
-
-
-class Runner(Protocol):
-    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
+    from .ssh import CommandResult, Runner
 
 
 class GuestProcessError(AssertionError):

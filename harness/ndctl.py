@@ -5,14 +5,9 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from .ssh import CommandResult
-
-
-class GuestRunner(Protocol):
-    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
-    def succeed(self, command: str, timeout_s: float = ...) -> str: ...
+from .ssh import CommandResult, SucceedingRunner
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ def _parse_list(text: str) -> list[dict[str, Any]]:
 
 
 class Ndctl:
-    def __init__(self, guest: GuestRunner):
+    def __init__(self, guest: SucceedingRunner):
         self.guest = guest
 
     def regions(self) -> list[Region]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .guest_process import Runner
+    from .ssh import Runner
 
 RXE_DEVICE = "rxe0"
 GUP_TEST = "/sys/kernel/debug/gup_test"

@@ -20,7 +20,7 @@ from .guest_process import GuestProcess
 from .workload import debug_hooks_prefix
 
 if TYPE_CHECKING:
-    from .guest_process import Runner
+    from .ssh import Runner
 
 METHODS = ("vmsplice", "io_uring", "rdma", "gup_test-basic", "gup_test-fast",
            "gup_test-longterm")

@@ -20,9 +20,8 @@ from .expectations import Vocabulary, v_bool, v_result
 from .workload import Mismatch, WorkloadOutputError, parse_output
 
 if TYPE_CHECKING:
-    from .guest_process import Runner
     from .ndctl import Ndctl
-    from .ssh import CommandResult
+    from .ssh import CommandResult, Runner
 
 NAMESPACE = "namespace0.0"
 REGION = "region0"

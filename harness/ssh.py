@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import paramiko
 
@@ -46,6 +47,18 @@ class CommandResult:
         if self.stderr.strip():
             parts.append(f"stderr:\n{clip(self.stderr)}")
         return "\n".join(parts)
+
+
+class Runner(Protocol):
+    """Runs a command in the guest (a Guest, a GuestShell, a unit test's scripted guest)."""
+
+    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
+
+
+class SucceedingRunner(Runner, Protocol):
+    """A Runner that also has succeed(): the command's stdout, or CommandFailed."""
+
+    def succeed(self, command: str, timeout_s: float = ...) -> str: ...
 
 
 class CommandFailed(AssertionError):

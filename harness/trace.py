@@ -28,11 +28,11 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from .checks import Check, failures
 from .expectations import parse_count_rule
-from .ssh import CommandResult
+from .ssh import SucceedingRunner
 
 TRACEFS = "/sys/kernel/tracing"
 PMD_DONE = "fs_dax:dax_pmd_fault_done"
@@ -59,11 +59,6 @@ _DAX_FAULT_RE = re.compile(
 )
 _KV_RE = re.compile(r"(\w+)=(\S+)")
 _HEADER_RE = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)")
-
-
-class GuestRunner(Protocol):
-    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
-    def succeed(self, command: str, timeout_s: float = ...) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -198,7 +193,7 @@ class TraceCapture:
 
 
 @contextlib.contextmanager
-def capture(guest: GuestRunner, events: Sequence[str], buffer_size_kb: int | None = 8192,
+def capture(guest: SucceedingRunner, events: Sequence[str], buffer_size_kb: int | None = 8192,
             tracefs: str = TRACEFS) -> Iterator[TraceCapture]:
     """Enable `events` (system:name or system:*) around the block; the capture is filled on
     exit. buffer_size_kb (per CPU) is raised for the block and restored afterwards, so a

@@ -14,13 +14,13 @@ import os
 import re
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .checks import Check, failures
 from .guest_process import GuestProcess
 
 if TYPE_CHECKING:
-    from .ssh import CommandResult
+    from .ssh import CommandResult, Runner
 
 
 def Mismatch(name: str, expected: str, observed: str, key: str = "") -> Check:
@@ -156,10 +156,6 @@ def describe_observation(observed: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Running nvh-odirect in the guest, and judging what check_odirect() does not cover.
-
-class Runner(Protocol):
-    def run(self, command: str, timeout_s: float = ...) -> CommandResult: ...
-
 
 # Kernel functions where truncate / punch-hole wait for DAX pages held by in-flight I/O
 # (fs/dax.c dax_layout_busy_page_range() callers, v4.19+).
