@@ -64,8 +64,8 @@ def bench_odirect(accel: str | None, runs: int = 5, size: int = 64 << 20) -> dic
     TCG they measure the emulator as much as the kernel."""
     from . import dax
     from .ndctl import Ndctl
+    from .odirect import odirect_command, run_odirect
     from .qemu import SCRATCH_DISK_IN_GUEST
-    from .workload import odirect_command, run_odirect
 
     figures: dict[str, float] = {}
     with Guest(prepare(GuestOptions(accel=accel))) as guest:

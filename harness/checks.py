@@ -1,6 +1,6 @@
 """One compared expectation: what the table (or the harness) expected, what the guest showed.
 
-Every judging function (workload.check_odirect, pinning.check_pin, removal.check_removal,
+Every judging function (odirect.check_odirect, pinning.check_pin, removal.check_removal,
 trace.check_pmd_faults, ...) returns a Check for every comparison it made, the ones that
 held as well as the ones that did not, so that summary.json can say what a verdict rests
 on (DESIGN.md: `checks: [{name, expected, observed, ok, source}]`) and a known kernel bug

@@ -17,7 +17,9 @@ A table is YAML (testcases/expectations/*.yaml):
 
 For (mode, case, kernel release) every matching row is merged in file order: a later row
 replaces the keys it sets, so per-kernel overrides are rows placed after the general ones.
-Every value keeps the source of the row that set it, for the report.
+Every value keeps the source of the row that set it, for the report. The keys `expect` may
+use, and their values, are the family's vocabulary (harness.odirect.VOCABULARY, ...), given
+to load().
 
 Pure: loading validates everything and reports the first problem as one line
 "FILE: row N (mode M, case C): problem".
@@ -115,6 +117,12 @@ class KernelRange:
 
 # ----------------------------------------------------------------------- the vocabulary
 
+# The `expect` keys a table may use, each with its validator (raises ValueError). Every
+# family has its own: harness.odirect.VOCABULARY, harness.pinning.VOCABULARY,
+# harness.removal.VOCABULARY, built from the validators below.
+Vocabulary = dict[str, Callable[[Any], None]]
+
+
 def v_result(key: str, success: str) -> Callable[[Any], None]:
     """`success` (e.g. "full", "ok") or {errno: ENAME}."""
     def check(v: Any) -> None:
@@ -125,9 +133,6 @@ def v_result(key: str, success: str) -> Callable[[Any], None]:
             return
         raise ValueError(f"{key} must be \"{success}\" or {{errno: ENAME}}, not {v!r}")
     return check
-
-
-_v_transfer = v_result("transfer", "full")
 
 
 def v_exact(key: str) -> Callable[[Any], None]:
@@ -144,11 +149,6 @@ def v_bool(key: str) -> Callable[[Any], None]:
     return check
 
 
-def _v_count(v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"reader_sigbus must be a count (0, 1, ...), not {v!r}")
-
-
 def v_rule(key: str) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         try:
@@ -158,27 +158,6 @@ def v_rule(key: str) -> Callable[[Any], None]:
     return check
 
 
-def _v_stall(v: Any) -> None:
-    if v not in ("forbidden", "tolerated"):
-        raise ValueError(f"mutator_stall must be forbidden or tolerated, not {v!r}")
-
-
-# Keys judged by harness.workload.check_odirect / check_stall and harness.trace.check_pmd_faults.
-VOCABULARY: dict[str, Callable[[Any], None]] = {
-    "transfer": _v_transfer,
-    "compare": v_exact("compare"),
-    "file_compare": v_exact("file_compare"),
-    "content_changed": v_bool("content_changed"),
-    "child_saw_parent_data": v_bool("child_saw_parent_data"),
-    "reader_sigbus": _v_count,
-    "pmd_nopage": v_rule("pmd_nopage"),
-    "pmd_fallback": v_rule("pmd_fallback"),
-    "mutator_stall": _v_stall,
-    # harness.devdax_faults.fault_checks: dev_dax_huge_fault() calls by size, for the
-    # workload's mapping
-    "devdax_pmd_faults": v_rule("devdax_pmd_faults"),
-    "devdax_pte_faults": v_rule("devdax_pte_faults"),
-}
 _ROW_KEYS = {"mode", "case", "expect", "source", "kernel", "note"}
 
 
@@ -264,11 +243,7 @@ def _as_patterns(value: Any, what: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in items)
 
 
-Vocabulary = dict[str, Callable[[Any], None]]
-
-
-def parse_table(data: Any, path: str = "<table>",
-                vocabulary: Vocabulary | None = None) -> ExpectationTable:
+def parse_table(data: Any, path: str, vocabulary: Vocabulary) -> ExpectationTable:
     if not isinstance(data, dict):
         raise ExpectationError(f"{path}: expected a mapping with `rows`, got "
                                f"{type(data).__name__}")
@@ -290,7 +265,7 @@ def parse_table(data: Any, path: str = "<table>",
         if isinstance(raw, dict):
             where += f" (mode {raw.get('mode')}, case {raw.get('case')})"
         try:
-            rows.append(_parse_row(i, raw, sources, vocabulary or VOCABULARY))
+            rows.append(_parse_row(i, raw, sources, vocabulary))
         except ValueError as e:
             raise ExpectationError(f"{where}: {e}") from None
     return ExpectationTable(path, rows)
@@ -327,7 +302,7 @@ def _parse_row(number: int, raw: Any, sources: dict[str, str], vocabulary: Vocab
     return Row(number, modes, cases, dict(expect), " ".join(source.split()), kernel, note)
 
 
-def load(path: str | Path, vocabulary: Vocabulary | None = None) -> ExpectationTable:
+def load(path: str | Path, vocabulary: Vocabulary) -> ExpectationTable:
     path = Path(path)
     try:
         data = read_yaml(path)
@@ -337,7 +312,7 @@ def load(path: str | Path, vocabulary: Vocabulary | None = None) -> ExpectationT
 
 
 def uncovered(table: ExpectationTable, cells: list[tuple[str, str]],
-              required: tuple[str, ...] = ("transfer",)) -> list[str]:
+              required: tuple[str, ...]) -> list[str]:
     """Cells (mode, case) whose base expectation (no kernel overrides) lacks a required key."""
     missing = []
     for mode, case in cells:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import dax, expectations, pin_backends, pinning, removal
+from harness import dax, expectations, odirect, pin_backends, pinning, removal
 
 EXPECTATIONS = Path(__file__).resolve().parent / "expectations"
 
@@ -20,7 +20,7 @@ def fsdax_ext4(ndctl):
 @pytest.fixture(scope="session")
 def odirect_expectations() -> expectations.ExpectationTable:
     try:
-        return expectations.load(EXPECTATIONS / "odirect.yaml")
+        return expectations.load(EXPECTATIONS / "odirect.yaml", odirect.VOCABULARY)
     except expectations.ExpectationError as e:
         pytest.fail(str(e), pytrace=False)
 

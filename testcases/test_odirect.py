@@ -50,18 +50,18 @@ import pytest
 
 from harness import dax, devdax_faults, trace
 from harness.checks import failures, with_sources
-from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
-from harness.sizes import KiB, MiB, format_size
-from harness.workload import (
+from harness.odirect import (
     describe_details,
     describe_observation,
-    format_mismatches,
     odirect_checks,
     odirect_command,
     run_odirect,
     stall_checks,
     stall_finding,
 )
+from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
+from harness.sizes import KiB, MiB, format_size
+from harness.workload import format_mismatches
 
 # Whatever O_DIRECT takes on the DAX pages (references on 6.1, FOLL_PIN on newer kernels)
 # must be given back.

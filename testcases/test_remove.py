@@ -26,15 +26,11 @@ from harness import dax, pinning, removal
 from harness.checks import Check, failures, with_sources
 from harness.errors import HarnessError
 from harness.guest_process import GuestProcess
+from harness.odirect import check_odirect, odirect_command, run_odirect
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import MiB
 from harness.ssh import GuestCommandTimeout
-from harness.workload import (
-    check_odirect,
-    format_mismatches,
-    odirect_command,
-    run_odirect,
-)
+from harness.workload import format_mismatches
 
 pytestmark = pytest.mark.foll_counters_balanced
 

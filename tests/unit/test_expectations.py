@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import expectations as ex
-from harness.workload import check_odirect
+from harness.odirect import VOCABULARY, check_odirect
 
 ROOT = Path(__file__).resolve().parents[2]
 ODIRECT_YAML = ROOT / "testcases" / "expectations" / "odirect.yaml"
@@ -41,7 +41,7 @@ def write(tmp_path, text, name="t.yaml"):
 
 
 def load_text(tmp_path, text):
-    return ex.load(write(tmp_path, text))
+    return ex.load(write(tmp_path, text), VOCABULARY)
 
 
 def test_lookup_merges_rows_in_file_order_with_their_sources(tmp_path):
@@ -101,7 +101,7 @@ def test_bad_rows_are_one_line_errors_naming_file_and_row(tmp_path, change, mess
     assert old in GOOD
     path = write(tmp_path, GOOD.replace(old, new, 1))
     with pytest.raises(ex.ExpectationError) as e:
-        ex.load(path)
+        ex.load(path, VOCABULARY)
     text = str(e.value)
     assert "\n" not in text
     assert text.startswith(f"{path}: ")
@@ -116,7 +116,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(ex.ExpectationError, match=r"unknown top-level key 'row'"):
         load_text(tmp_path, "row: []\n")
     with pytest.raises(ex.ExpectationError, match=r"missing.yaml: cannot read"):
-        ex.load(tmp_path / "missing.yaml")
+        ex.load(tmp_path / "missing.yaml", VOCABULARY)
 
 
 def test_releases_and_ranges():
@@ -156,10 +156,10 @@ def matrix():
 
 
 def test_the_odirect_table_loads_and_covers_every_matrix_cell():
-    table = ex.load(ODIRECT_YAML)
+    table = ex.load(ODIRECT_YAML, VOCABULARY)
     cells = [(mode.name, cell.id) for mode, cell in matrix()]
     assert len(cells) == len(set(cells)) == 94
-    assert ex.uncovered(table, cells) == []
+    assert ex.uncovered(table, cells, required=("transfer",)) == []
     for mode, case in cells:
         e = table.lookup(mode, case, DEBIAN)
         assert all(e.sources[k] for k in e.values)
@@ -171,7 +171,7 @@ def test_the_odirect_table_loads_and_covers_every_matrix_cell():
 
 
 def test_the_odirect_table_judges_the_huge_page_cell_and_the_debian_override():
-    table = ex.load(ODIRECT_YAML)
+    table = ex.load(ODIRECT_YAML, VOCABULARY)
     huge = table.lookup("fsdax-xfs-dev", "write-prefaulted-64M", DEBIAN)
     assert huge.values["pmd_nopage"] == 32 and huge.values["pmd_fallback"] == 0
     assert "dax_iomap_pmd_fault" in huge.sources["pmd_nopage"]
@@ -185,7 +185,8 @@ def test_the_odirect_table_judges_the_huge_page_cell_and_the_debian_override():
 
 
 def test_the_table_and_the_judge_catch_a_wrong_errno():
-    expect = ex.load(ODIRECT_YAML).lookup("devdax-4K-mem", "read-readonly-2M", DEBIAN)
+    table = ex.load(ODIRECT_YAML, VOCABULARY)
+    expect = table.lookup("devdax-4K-mem", "read-readonly-2M", DEBIAN)
     observed = {"completed": True, "size": 2097152,
                 "transfer": {"ret": 2097152, "errno": 0, "errno_name": "0"},
                 "readonly": {"content_changed": True},

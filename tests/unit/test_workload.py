@@ -6,17 +6,16 @@ from pathlib import Path
 import pytest
 
 from harness.checks import Check
-from harness.ssh import CommandResult
-from harness.workload import (
-    WorkloadOutputError,
+from harness.odirect import (
     check_odirect,
     check_stall,
     describe_details,
     describe_observation,
-    format_mismatches,
     run_odirect,
     stalled_functions,
 )
+from harness.ssh import CommandResult
+from harness.workload import WorkloadOutputError, format_mismatches
 
 GOOD = {
     "case": "read-untouched", "buffer_kind": "file", "size": 4096, "completed": True,
@@ -239,11 +238,12 @@ def test_a_layout_break_stall_is_a_known_failure_on_61_and_fixed_without_it():
     """6.1's lost wakeup in ext4_break_layouts() used to pass through a `tolerated` row;
     now the stall is a `stall` finding, known_failure on 6.1, failed elsewhere, and a
     kernel that wakes the waiter makes the cell `fixed`."""
-    from harness import expectations, known_failures
-    from harness.workload import stall_checks, stall_finding
+    from harness import expectations, known_failures, odirect
+    from harness.odirect import stall_checks, stall_finding
 
     root = Path(__file__).resolve().parents[2]
-    table = expectations.load(root / "testcases" / "expectations" / "odirect.yaml")
+    table = expectations.load(root / "testcases" / "expectations" / "odirect.yaml",
+                              odirect.VOCABULARY)
     known = known_failures.load(root / "testcases" / "known_failures.yaml")
     test = "testcases/test_odirect.py::test_odirect[fsdax-ext4-mem-collision-2M]"
     expect = table.lookup("fsdax-ext4-mem", "collision-2M", "6.1.0-57-amd64").values
