@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import dax, expectations, odirect, pin_backends, pinning, removal
+from harness import dax, odirect, pin_backends, pinning, removal
+from harness.expectations import ExpectationError, ExpectationTable, Vocabulary, load
 
 EXPECTATIONS = Path(__file__).resolve().parent / "expectations"
+# Each workload family's expected-outcome table, testcases/expectations/FAMILY.yaml, and the
+# vocabulary of its `expect` keys.
+FAMILIES: dict[str, Vocabulary] = {
+    "odirect": odirect.VOCABULARY,
+    "pin": pinning.VOCABULARY,
+    "remove": removal.VOCABULARY,
+}
 
 
 @pytest.fixture
@@ -18,18 +26,13 @@ def fsdax_ext4(ndctl):
 
 
 @pytest.fixture(scope="session")
-def odirect_expectations() -> expectations.ExpectationTable:
+def expectations() -> dict[str, ExpectationTable]:
+    """The table of every family, loaded once: expectations["pin"].lookup(mode, case,
+    release). A bad table fails the tests that use it, with one line naming file and row."""
     try:
-        return expectations.load(EXPECTATIONS / "odirect.yaml", odirect.VOCABULARY)
-    except expectations.ExpectationError as e:
-        pytest.fail(str(e), pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def pin_expectations() -> expectations.ExpectationTable:
-    try:
-        return expectations.load(EXPECTATIONS / "pin.yaml", pinning.VOCABULARY)
-    except expectations.ExpectationError as e:
+        return {family: load(EXPECTATIONS / f"{family}.yaml", vocabulary)
+                for family, vocabulary in FAMILIES.items()}
+    except ExpectationError as e:
         pytest.fail(str(e), pytrace=False)
 
 
@@ -45,11 +48,3 @@ def pin_method_ready(guest):
                         "as in Debian's; the harness's own kernel config enables it)")
         return {}
     return ready
-
-
-@pytest.fixture(scope="session")
-def remove_expectations() -> expectations.ExpectationTable:
-    try:
-        return expectations.load(EXPECTATIONS / "remove.yaml", removal.VOCABULARY)
-    except expectations.ExpectationError as e:
-        pytest.fail(str(e), pytrace=False)

@@ -168,14 +168,14 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
 
 @pytest.mark.parametrize(("mode", "cell"), MATRIX,
                          ids=[f"{m.name}-{c.id}" for m, c in MATRIX])
-def test_odirect(guest, ndctl, artifacts, odirect_expectations, mode, cell):
-    run_cell(guest, ndctl, artifacts, odirect_expectations, mode, cell)
+def test_odirect(guest, ndctl, artifacts, expectations, mode, cell):
+    run_cell(guest, ndctl, artifacts, expectations["odirect"], mode, cell)
 
 
 # The first suite test, kept as the quick smoke test that `-k untouched_mapping` selects
 # (tests/e2e use it): 4 MiB through a never-touched fsdax mapping on ext4, both directions.
 @pytest.mark.parametrize("case", ["write-untouched", "read-untouched"])
-def test_odirect_fsdax_ext4_untouched_mapping(guest, ndctl, artifacts, odirect_expectations,
+def test_odirect_fsdax_ext4_untouched_mapping(guest, ndctl, artifacts, expectations,
                                               case):
     mode = next(m for m in dax.buffer_modes() if m.name == "fsdax-ext4-dev")
-    run_cell(guest, ndctl, artifacts, odirect_expectations, mode, Cell(case, 4 * MiB))
+    run_cell(guest, ndctl, artifacts, expectations["odirect"], mode, Cell(case, 4 * MiB))

@@ -45,9 +45,9 @@ def run_pin(guest, command: str) -> dict:
 
 @pytest.mark.parametrize(("mode", "method"), MATRIX,
                          ids=[f"{m.name}-{method}" for m, method in MATRIX])
-def test_pin(guest, ndctl, artifacts, pin_expectations, pin_method_ready, mode, method):
+def test_pin(guest, ndctl, artifacts, expectations, pin_method_ready, mode, method):
     extra = pin_method_ready(method)
-    expect = pin_expectations.lookup(mode.name, method, guest.kernel_release)
+    expect = expectations["pin"].lookup(mode.name, method, guest.kernel_release)
     with dax.buffer_in_mode(ndctl, mode) as buffer:
         command = pinning.pin_command(buffer, method, SIZE, **extra)
         before = pinning.vmstat_pins(guest)

@@ -147,9 +147,9 @@ FSDAX_ACTIONS = ["disable", "destroy", "reconfigure", "disable-region"]
 
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
 @pytest.mark.parametrize("action", FSDAX_ACTIONS)
-def test_remove_busy_fsdax(guest, ndctl, artifacts, remove_expectations, fs, action):
+def test_remove_busy_fsdax(guest, ndctl, artifacts, expectations, fs, action):
     """ndctl takes a mounted fsdax namespace away while a process has a file mapped."""
-    expect = remove_expectations.lookup(f"fsdax-{fs}", f"mapped-{action}", guest.kernel_release)
+    expect = expectations["remove"].lookup(f"fsdax-{fs}", f"mapped-{action}", guest.kernel_release)
     with dax.fsdax_mount(ndctl, fs) as mount:
         path = mount.path("buffer")
         holder = holder_for(guest, f"file:{path}")
@@ -169,9 +169,9 @@ def test_remove_busy_fsdax(guest, ndctl, artifacts, remove_expectations, fs, act
 
 
 @pytest.mark.parametrize("action", ["disable", "destroy", "reconfigure"])
-def test_remove_mapped_devdax(guest, ndctl, artifacts, remove_expectations, action):
+def test_remove_mapped_devdax(guest, ndctl, artifacts, expectations, action):
     """device-dax taken away under a live mapping: the mapping is revoked (SIGBUS)."""
-    expect = remove_expectations.lookup("devdax-2M", f"mapped-{action}", guest.kernel_release)
+    expect = expectations["remove"].lookup("devdax-2M", f"mapped-{action}", guest.kernel_release)
     with dax.devdax(ndctl, align="2M", map="mem") as ns:
         holder = holder_for(guest, f"devdax:{ns.device_path}")
         try:
@@ -187,9 +187,9 @@ def test_remove_mapped_devdax(guest, ndctl, artifacts, remove_expectations, acti
 
 
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
-def test_unbind_fsdax(guest, ndctl, artifacts, remove_expectations, fs):
+def test_unbind_fsdax(guest, ndctl, artifacts, expectations, fs):
     """sysfs unbind of nd_pmem under a mounted, mapped fsdax filesystem, then umount."""
-    expect = remove_expectations.lookup(f"fsdax-{fs}", "mapped-unbind", guest.kernel_release)
+    expect = expectations["remove"].lookup(f"fsdax-{fs}", "mapped-unbind", guest.kernel_release)
     with dax.fsdax_mount(ndctl, fs) as mount:
         bound = removal.bound_pmem_device(guest, mount.namespace.blockdev)
         holder = holder_for(guest, f"file:{mount.path('buffer')}")
@@ -211,13 +211,12 @@ def test_unbind_fsdax(guest, ndctl, artifacts, remove_expectations, fs):
 
 
 @pytest.mark.parametrize("method", ["rdma", "io_uring", "gup_test-hold"])
-def test_remove_pinned_devdax(guest, ndctl, artifacts, remove_expectations, pin_expectations,
-                              pin_method_ready, method):
+def test_remove_pinned_devdax(guest, ndctl, artifacts, expectations, pin_method_ready, method):
     """device-dax disabled while its pages are long-term pinned, then unpinned."""
     extra = pin_method_ready(method)
-    expect = remove_expectations.lookup("devdax-2M", f"pinned-{method}", guest.kernel_release)
-    pin_expect = pin_expectations.lookup("devdax-2M-mem", method.replace("-hold", "-longterm"),
-                                         guest.kernel_release)
+    expect = expectations["remove"].lookup("devdax-2M", f"pinned-{method}", guest.kernel_release)
+    pin_expect = expectations["pin"].lookup("devdax-2M-mem", method.replace("-hold", "-longterm"),
+                                            guest.kernel_release)
     with dax.devdax(ndctl, align="2M", map="mem") as ns:
         holder = holder_for(guest, f"devdax:{ns.device_path}", method, **extra)
         try:
@@ -268,10 +267,9 @@ def delayed_peer(guest):
 
 
 @pytest.mark.parametrize("mode", ["devdax-2M", "fsdax-ext4"])
-def test_remove_during_odirect(guest, ndctl, artifacts, remove_expectations, delayed_peer,
-                               mode):
+def test_remove_during_odirect(guest, ndctl, artifacts, expectations, delayed_peer, mode):
     """Removal while an O_DIRECT read into the DAX buffer is held in flight by dm-delay."""
-    expect = remove_expectations.lookup(mode, "inflight-disable", guest.kernel_release)
+    expect = expectations["remove"].lookup(mode, "inflight-disable", guest.kernel_release)
     buffer_mode = next(m for m in dax.buffer_modes() if m.name == f"{mode}-mem")
     obs: dict = {}
     with dax.buffer_in_mode(ndctl, buffer_mode) as buffer, \
