@@ -13,9 +13,10 @@ from harness import interrupt, progress
 from harness.errors import BootError, HarnessError, PreconditionNotMet, UsageError
 from harness.frame import TestArtifacts, TestFrame
 from harness.guest import Guest
+from harness.guest_options import GuestOptions, add_guest_options
 from harness.ndctl import Ndctl
 from harness.pinning import PinAccounting
-from harness.prepare import GuestOptions, prepare
+from harness.prepare import prepare
 from harness.recorder import RunRecorder
 from harness.shard import Shard, parse_shard
 from harness.ssh import GuestCommandTimeout
@@ -31,15 +32,8 @@ KNOWN_FAILURES = Path(os.environ.get("NVH_KNOWN_FAILURES", TESTCASES / "known_fa
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("nvdimm-harness")
-    g.addoption("--profile", help="machine profile name or YAML file (default: default)")
-    g.addoption("--kernel", help="boot this bzImage instead of the image's stock kernel")
-    g.addoption("--accel", help="auto, kvm or tcg (default: the profile's, normally auto)")
-    g.addoption("--recipe", help="guest image recipe name or YAML file")
+    add_guest_options(g.addoption)
     g.addoption("--results", help="results directory (default: results/<run-id>)")
-    g.addoption("--modules", help="modules for --kernel (an INSTALL_MOD_PATH directory)")
-    g.addoption("--kernel-tree", help="build this kernel tree (with --patches/--config), boot it")
-    g.addoption("--patches", action="append", default=[], help="patch series (repeatable)")
-    g.addoption("--config", action="append", default=[], help="config fragment (repeatable)")
     g.addoption("--shard", metavar="K/N", help="run only shard K of N of the selected guest "
                                                "tests (round-robin; for CI matrices)")
 

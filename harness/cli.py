@@ -25,8 +25,9 @@ from .errors import (
     InfraError,
     UsageError,
 )
+from .guest_options import SERIES_FLAGS, GuestOptions, add_guest_options
 from .image import ensure_image, image_dir, load_recipe
-from .prepare import GuestOptions, kernel_choice, prepare, validate
+from .prepare import kernel_choice, prepare, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTCASES = ROOT / "testcases"
@@ -39,32 +40,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nvdimm-harness: {message} (see --help)\n")
 
 
-def _guest_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", help="machine profile: a name in testcases/profiles or a file")
-    p.add_argument("--kernel", metavar="BZIMAGE", help="boot this kernel instead of the "
-                                                       "image's stock Debian kernel")
-    p.add_argument("--accel", help="auto (default: KVM if it really works, else TCG), kvm, tcg")
-    p.add_argument("--recipe", help="guest image recipe: a name in guest-images/ or a file")
-    p.add_argument("--modules", metavar="DIR", help="modules for --kernel (INSTALL_MOD_PATH)")
-    p.add_argument("--kernel-tree", metavar="DIR", help="build this kernel tree and boot it")
-    _series_options(p)
-
-
-def _series_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patches", metavar="PATH", action="append", default=[],
-                   help="mbox file, directory of .patch files, or A..B (repeatable)")
-    p.add_argument("--config", metavar="FRAGMENT", action="append", default=[],
-                   help="extra config fragment: a file or a name in guest-images/kernel "
-                        "(e.g. debug); repeatable")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="nvdimm-harness",
                            description="QEMU/NVDIMM integration tests for DAX, GUP and pmem.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="boot a guest and run the test suite")
-    _guest_options(run)
+    add_guest_options(run.add_argument)
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="select tests (pytest -k)")
     run.add_argument("--results", metavar="DIR", help="results directory "
                                                       "(default: results/<run-id>)")
@@ -74,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "of the selection (for CI matrices; join them with `merge`)")
 
     boot = sub.add_parser("boot", help="boot a guest, print how to ssh in, wait for Ctrl-C")
-    _guest_options(boot)
+    add_guest_options(boot.add_argument)
     shell = sub.add_parser("shell", help="boot a guest and open an interactive shell in it")
-    _guest_options(shell)
+    add_guest_options(shell.add_argument)
     for p in (boot, shell):
         p.add_argument("--results", metavar="DIR", help="where the console log is kept "
                                                         "(default: results/<boot|shell>-<id>)")
     qcmd = sub.add_parser("qemu-cmd", help="print the exact QEMU command line; boots nothing")
-    _guest_options(qcmd)
+    add_guest_options(qcmd.add_argument)
 
     image = sub.add_parser("image", help="guest images")
     image_sub = image.add_subparsers(dest="image_command", required=True,
@@ -95,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        parser_class=OneLineParser)
     kb = kernel_sub.add_parser("build", help="apply a series to a tree, configure, build")
     kb.add_argument("--tree", required=True, help="kernel source tree (never modified)")
-    _series_options(kb)
+    add_guest_options(kb.add_argument, SERIES_FLAGS)
     kb.add_argument("--out", metavar="DIR", help="also copy bzImage, vmlinux, config here")
 
     scan = sub.add_parser("scan", help="find crashes and warnings in a kernel console log")
@@ -173,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _options(args: argparse.Namespace) -> GuestOptions:
-    return GuestOptions(profile=args.profile, kernel=args.kernel, accel=args.accel,
-                        recipe=args.recipe, modules=args.modules, kernel_tree=args.kernel_tree,
-                        patches=tuple(args.patches), configs=tuple(args.config))
+    return GuestOptions.from_args(args)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -201,16 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "pytest", str(TESTCASES), "-v", "-p", "no:cacheprovider",
            "--rootdir", str(ROOT), "-o", "testpaths=testcases", "--results", str(results_dir),
            # The accel is decided once here; the child must not probe again.
-           "--accel", config.accel.accel]
-    for flag, value in (("--profile", args.profile), ("--kernel", args.kernel),
-                        ("--recipe", args.recipe), ("-k", args.keyword),
-                        ("--modules", args.modules), ("--kernel-tree", args.kernel_tree)):
-        if value:
-            cmd += [flag, value]
-    for value in args.patches:
-        cmd += ["--patches", value]
-    for value in args.config:
-        cmd += ["--config", value]
+           "--accel", config.accel.accel, *options.to_flags(exclude=("--accel",))]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
     if shard:
         cmd += ["--shard", str(shard)]
     if jobs > 1:

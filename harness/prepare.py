@@ -2,46 +2,25 @@
 
 Shared by the CLI and by pytest's conftest so `nvdimm-harness run` and `pytest testcases/`
 resolve the same things the same way. Cheap checks come first so bad input fails in
-milliseconds, before any image build or boot.
+milliseconds, before any image build or boot. The options themselves, and the one table all
+their command lines derive from, are harness.guest_options (re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import kconfig
 from .accel import choose_accel
 from .errors import UsageError
 from .guest import GuestConfig, KernelChoice
+from .guest_options import GuestOptions
 from .image import GuestImage, ensure_image, load_recipe
 from .profile import MachineProfile, load_profile
 
 # Offset and magic of the x86 boot protocol header (Documentation/arch/x86/boot.rst).
 BZIMAGE_MAGIC_OFFSET = 0x202
 BZIMAGE_MAGIC = b"HdrS"
-
-
-@dataclass(frozen=True)
-class GuestOptions:
-    profile: str | None = None
-    kernel: str | None = None
-    accel: str | None = None  # None: the profile's choice
-    recipe: str | None = None
-    modules: str | None = None
-    kernel_tree: str | None = None
-    patches: tuple[str, ...] = ()
-    configs: tuple[str, ...] = ()
-
-    @classmethod
-    def from_flags(cls, get: Callable[[str], Any]) -> GuestOptions:
-        """From option values looked up by flag ("--kernel-tree"), e.g. pytest's getoption."""
-        return cls(profile=get("--profile"), kernel=get("--kernel"), accel=get("--accel"),
-                   recipe=get("--recipe"), modules=get("--modules"),
-                   kernel_tree=get("--kernel-tree"), patches=tuple(get("--patches") or ()),
-                   configs=tuple(get("--config") or ()))
 
 
 def check_bzimage(path: Path) -> None:

@@ -12,16 +12,17 @@ to stdout or to FILE. Either form runs under avocado 113:
     avocado run --resolver-run-executables \\
         --resolver-exec-arguments "-k pin" testcases/avocado/runnables.py  # or run this
 
-Harness options (--profile, --kernel, --modules, --accel, --recipe, --kernel-tree,
---patches, --config; anything after `--` verbatim) are passed to pytest for every test,
-relative paths made absolute. `--results` is not: each test's results go into its avocado
-output directory.
+Harness options (harness/guest_options.py: --profile, --kernel, --accel, --recipe,
+--modules, --kernel-tree, --patches, --config; anything after `--` verbatim) are passed to
+pytest for every test, relative paths made absolute. `--results` is not: each test's
+results go into its avocado output directory.
 
 `--kind exec-test` gives exec-test runnables instead (PASS/FAIL by exit status, SKIP via
 the `runner.exectest.exitcodes.skip` setting in each runnable's config); they cannot say
 ERROR, which is why tap is the default.
 
-Standard library only; pytest runs as a child with the project's venv interpreter.
+Standard library only (and harness/guest_options.py, which is too); pytest runs as a child
+with the project's venv interpreter.
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+# This checkout's harness, ahead of any installed one.
+sys.path.insert(0, str(ROOT))
+from harness.guest_options import BY_FLAG, GUEST_FLAGS, add_guest_options  # noqa: E402
+
 WRAPPER = HERE / "pytest_tap.py"
 EXIT_SKIP = 77  # pytest_tap.py's exit status for a skipped test
 # conftest.py's options (the same as `nvdimm-harness run`'s), given to every test.
-HARNESS_OPTIONS = ("--profile", "--kernel", "--modules", "--accel", "--recipe", "--kernel-tree",
-                   "--patches", "--config")
+HARNESS_OPTIONS = tuple(f.flag for f in GUEST_FLAGS)
 
 
 class UsageError(Exception):
@@ -82,10 +86,11 @@ def absolute(path: str, cwd: Path) -> str:
 def harness_options(args: argparse.Namespace, cwd: Path) -> list[str]:
     out: list[str] = []
     for flag in HARNESS_OPTIONS:
-        value = getattr(args, flag[2:].replace("-", "_"))
+        option = BY_FLAG[flag]
+        value = getattr(args, option.dest)
         values = value if isinstance(value, list) else [value] if value else []
         for v in values:
-            out += [flag, v if flag == "--accel" else absolute(v, cwd)]
+            out += [flag, absolute(v, cwd) if option.path else v]
     return out + args.forwarded
 
 
@@ -107,10 +112,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--kind", choices=("tap", "exec-test"), default="tap",
                    help="runnable kind (default tap: it can say ERROR)")
     g = p.add_argument_group("harness options, passed to pytest for every test")
-    for flag in HARNESS_OPTIONS:
-        repeat = flag in ("--patches", "--config")
-        g.add_argument(flag, action="append" if repeat else "store", default=[] if repeat
-                       else None)
+    add_guest_options(g.add_argument, HARNESS_OPTIONS)
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="test files or directories (default: testcases/)")
     if "--" in argv:

@@ -61,3 +61,19 @@ def test_qemu_cmd_prints_nvdimm_devices_and_computed_sizes(capsys):
     assert "nvdimm,id=nvdimm0,memdev=nvmem0,label-size=131072" in out
     assert "size=1075838976" in out  # 1 GiB usable + 128 KiB label, rounded up to 2 MiB
     assert "# nvdimm0: region 1073741824 bytes" in out
+
+
+def test_guest_options_come_from_one_table_and_round_trip():
+    from harness.cli import build_parser
+    from harness.guest_options import GUEST_FLAGS, GuestOptions
+
+    argv = ["--profile", "small", "--kernel", "bzImage", "--accel", "tcg", "--modules", "m",
+            "--patches", "a.patch", "--patches", "b.patch", "--config", "debug"]
+    for command in ("run", "boot", "shell", "qemu-cmd"):
+        options = GuestOptions.from_args(build_parser().parse_args([command, *argv]))
+        assert options == GuestOptions(profile="small", kernel="bzImage", accel="tcg",
+                                       modules="m", patches=("a.patch", "b.patch"),
+                                       configs=("debug",))
+        assert options.to_flags() == argv
+        assert "--accel" not in options.to_flags(exclude=("--accel",))
+    assert [f.field for f in GUEST_FLAGS] == list(GuestOptions.__dataclass_fields__)
