@@ -238,6 +238,12 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
                          bool(u.get("ok")) if expect["umount"] == "ok" else
                          (not u.get("ok") and u.get("errno") == expect["umount"]["errno"]),
                          key="umount"))
+    # An expectation the test never observed is not a pass: the table promises a check.
+    judged = {c.key for c in out}
+    for key in expect:
+        if key not in judged:
+            out.append(Check(f"{key} (remove.yaml)", "observed and compared",
+                             "not observed by this test", False, key=key))
     return out
 
 

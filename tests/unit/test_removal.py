@@ -67,7 +67,8 @@ def test_fsdax_unbind_reads_stale_and_faults_on_write():
     stale = {"command": {"ok": True, "status": 0},
              "touched": {"sigbus": True, "si_code": "BUS_ADRERR", "pass": "write",
                          "read_sigbus": False, "read_pages_ok": 512,
-                         "read_pages_as_written": 512, "pages": 512}}
+                         "read_pages_as_written": 512, "pages": 512},
+             "umount": {"ok": True, "status": 0}}
     assert removal.check_removal(stale, expect) == []
     assert "reads ok (512 of 512 pages as written before), SIGBUS BUS_ADRERR on write" in \
         removal.describe_removal(stale)
@@ -170,3 +171,13 @@ def test_inflight_result_tells_full_error_and_corrupt():
     assert removal.inflight_result(bad, "nvh-odirect")["corrupt"]
     assert removal.inflight_result(None, "x") == {"full": False,
                                                   "detail": "the O_DIRECT never finished"}
+
+
+def test_an_expected_key_the_test_never_observed_fails():
+    """remove.yaml once promised mapping_after and data_intact for the in-flight cases,
+    whose test has no mapping holder: written down, never compared."""
+    checks = removal.removal_checks({"command": {"ok": True, "status": 0}},
+                                    {"command": "ok", "mapping_after": "sigbus"})
+    [missing] = [c for c in checks if not c.ok]
+    assert missing.name == "mapping_after (remove.yaml)"
+    assert missing.observed == "not observed by this test"
