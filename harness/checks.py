@@ -63,3 +63,11 @@ def failures(checks: Iterable[Check]) -> list[Check]:
 def format_failures(checks: Iterable[Check]) -> str:
     """The failed checks, one per line ('' when all held)."""
     return "\n".join(str(c) for c in failures(checks))
+
+
+def unobserved(expect: dict[str, Any], checks: Iterable[Check], table: str) -> list[Check]:
+    """A failed check for every key of the expectation that no check judged: a table
+    that promises something its test never compares must not pass quietly."""
+    judged = {c.key for c in checks}
+    return [Check(f"{key} ({table})", "observed and compared", "not observed by this test",
+                  False, key=key) for key in expect if key not in judged]

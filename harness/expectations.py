@@ -312,12 +312,13 @@ def load(path: str | Path, vocabulary: Vocabulary) -> ExpectationTable:
 
 
 def uncovered(table: ExpectationTable, cells: list[tuple[str, str]],
-              required: tuple[str, ...]) -> list[str]:
-    """Cells (mode, case) whose base expectation (no kernel overrides) lacks a required key."""
+              required: tuple[str, ...], release: str | None = None) -> list[str]:
+    """Cells (mode, case) whose expectation on `release` (None: rows without a kernel
+    range only) lacks a required key."""
     missing = []
     for mode, case in cells:
         try:
-            exp = table.lookup(mode, case, None)
+            exp = table.lookup(mode, case, release)
         except LookupError:
             missing.append(f"{mode}-{case}: no row")
             continue

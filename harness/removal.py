@@ -13,7 +13,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .checks import Check, failures
+from .checks import Check, failures, unobserved
 from .dax import reset_namespace
 from .errors import PreconditionNotMet
 from .expectations import Vocabulary, v_bool, v_result
@@ -238,13 +238,7 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
                          bool(u.get("ok")) if expect["umount"] == "ok" else
                          (not u.get("ok") and u.get("errno") == expect["umount"]["errno"]),
                          key="umount"))
-    # An expectation the test never observed is not a pass: the table promises a check.
-    judged = {c.key for c in out}
-    for key in expect:
-        if key not in judged:
-            out.append(Check(f"{key} (remove.yaml)", "observed and compared",
-                             "not observed by this test", False, key=key))
-    return out
+    return out + unobserved(expect, out, "remove.yaml")
 
 
 # Where a thread of nvh-odirect waits while its O_DIRECT read is in flight (block/fops.c).

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import dax, devdax_faults, trace
-from harness.checks import failures, with_sources
+from harness.checks import failures, unobserved, with_sources
 from harness.odirect import (
     describe_details,
     describe_observation,
@@ -158,7 +158,8 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
                 or "(no fs_dax:dax_pmd_fault_done events at all)"
     artifacts.expectation(expect.describe(), "; ".join(
         x for x in [describe_observation(observed), *details] if x))
-    checks = with_sources(checks, expect.sources)
+    checks = with_sources(checks + unobserved(expect.values, checks, "odirect.yaml"),
+                          expect.sources)
     artifacts.add_checks(checks)
     message = format_mismatches(checks)
     if excerpt:

@@ -66,7 +66,9 @@ def test_the_pin_table_covers_every_mode_and_method():
     from harness import dax
     modes = [m.name for m in dax.pin_buffer_modes()]
     cells = [(m, c) for m in modes for c in pinning.METHODS]
-    assert expectations.uncovered(table, cells, required=("pin",)) == []
+    # every kernel the table has rows for: io_uring's answer changed in 6.5
+    for release in ("6.1.0-57-amd64", "6.5.0", "6.12.57"):
+        assert expectations.uncovered(table, cells, required=("pin",), release=release) == []
 
 
 # -- issue 14 item 6: exact counts, refused pins counted too ------------------------------
