@@ -368,14 +368,20 @@ static unsigned char *map_region(struct ctx *c, int fd, int prot, const char *op
 static void report_mapping(const struct ctx *c, const unsigned char *p)
 {
 	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	char line[96];
+	int n;
 
 	R.map_addr = (uintptr_t)p;
 	R.map_len = c->map_len;
-	if (fd >= 0) {
-		dprintf(fd, "nvh-odirect: case mapping 0x%" PRIxPTR " len %zu\n",
-			R.map_addr, R.map_len);
-		close(fd);
-	}
+	if (fd < 0)
+		return;
+	/* One write() per record; not dprintf(): glibc's gives up on /dev/kmsg, whose
+	 * llseek(SEEK_CUR) fails with EINVAL (seen in the guest: no line at all). */
+	n = snprintf(line, sizeof(line), "nvh-odirect: case mapping 0x%" PRIxPTR " len %zu\n",
+		     R.map_addr, R.map_len);
+	if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
+		fprintf(stderr, "nvh-odirect: /dev/kmsg: %s\n", strerror(errno));
+	close(fd);
 }
 
 /* The case's own mapping: created after any setup I/O, so it is untouched. */
