@@ -323,3 +323,14 @@ def test_a_worker_that_stopped_the_run_or_died_sets_the_exit_status(tmp_path):
     assert status == 3 and lines[-1].endswith(str(died.results_dir))
     summary = json.loads((died.results_dir / "summary.json").read_text())
     assert "xdist worker gw0 ended without writing its results" in summary["infra_error"]
+
+
+def test_checks_recorded_in_a_passing_teardown_count_too(rec):
+    """A teardown that passes says nothing about the outcome, but a check it recorded (the
+    namespace usable again, made in a fixture) still belongs in summary.json."""
+    frame = finished(rec, OTHER)
+    rec.record(OTHER, call("passed"), frame)
+    frame.artifacts.add_checks([USABLE])
+    assert rec.record(OTHER, Phase("teardown", "passed"), frame) is None
+    assert rec.records[OTHER].outcome == "passed"
+    assert rec.records[OTHER].checks == [USABLE.to_json()]
