@@ -365,23 +365,38 @@ static unsigned char *map_region(struct ctx *c, int fd, int prot, const char *op
  * a temporary seeding mapping that the kernel may have placed at the same address
  * (harness/devdax_faults.py counts dev_dax_huge_fault()'s lines after it).
  */
-static void report_mapping(const struct ctx *c, const unsigned char *p)
+static void kmsg_note(const char *what)
 {
 	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	char line[96];
 	int n;
 
-	R.map_addr = (uintptr_t)p;
-	R.map_len = c->map_len;
 	if (fd < 0)
 		return;
 	/* One write() per record; not dprintf(): glibc's gives up on /dev/kmsg, whose
 	 * llseek(SEEK_CUR) fails with EINVAL (seen in the guest: no line at all). */
-	n = snprintf(line, sizeof(line), "nvh-odirect: case mapping 0x%" PRIxPTR " len %zu\n",
-		     R.map_addr, R.map_len);
+	n = snprintf(line, sizeof(line), "nvh-odirect: case mapping 0x%" PRIxPTR " %s\n",
+		     R.map_addr, what);
 	if (n > 0 && (size_t)n < sizeof(line) && write(fd, line, (size_t)n) < 0)
 		fprintf(stderr, "nvh-odirect: /dev/kmsg: %s\n", strerror(errno));
 	close(fd);
+}
+
+static void report_mapping(const struct ctx *c, const unsigned char *p)
+{
+	char len[32];
+
+	R.map_addr = (uintptr_t)p;
+	R.map_len = c->map_len;
+	snprintf(len, sizeof(len), "len %zu", R.map_len);
+	kmsg_note(len);
+}
+
+/* The case's mapping is gone before the run ends (read-readonly): later faults at the
+ * same address belong to a verification mapping, not to the case. */
+static void report_unmapped(void)
+{
+	kmsg_note("unmapped");
 }
 
 /* The case's own mapping: created after any setup I/O, so it is untouched. */
@@ -730,6 +745,7 @@ static int readonly_transfer(struct ctx *c, int ro_fd)
 		transfer("odirect_read_peer_into_readonly_map", "pattern_b",
 			 pread(c->peer_fd, ro + o->offset, o->size, o->peer_offset));
 	munmap(ro, c->map_len);
+	report_unmapped();
 	return rc;
 }
 
