@@ -53,7 +53,7 @@ def test_real_61_fork_cell_parent_and_child_each_fault_one_pmd():
     """Captured from Debian 6.1.0-57 (devdax-2M-mem-fork-2M): the seeding mapping's fault
     at the same address comes before the announcement and does not count."""
     from pathlib import Path
-    data = Path(__file__).resolve().parents[1] / "data" / "kmsg"
+    data = Path(__file__).resolve().parents[1] / "data" / "devdax"
     log = (data / "real-6.1-devdax-2M-fork-faults.log").read_text()
     assert count_faults(log, 0x7FAB17000000) == {"pte": 0, "pmd": 2, "pud": 0, "lines": 2}
     # read-readonly, before nvh-odirect said when the case mapping is gone: the read-back
