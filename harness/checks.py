@@ -1,7 +1,7 @@
 """One compared expectation: what the table (or the harness) expected, what the guest showed.
 
-Every judging function (odirect.check_odirect, pinning.check_pin, removal.check_removal,
-trace.check_pmd_faults, ...) returns a Check for every comparison it made, the ones that
+Every judging function (odirect.odirect_checks, pinning.pin_checks, removal.removal_checks,
+trace.pmd_checks, ...) returns a Check for every comparison it made, the ones that
 held as well as the ones that did not, so that summary.json can say what a verdict rests
 on (DESIGN.md: `checks: [{name, expected, observed, ok, source}]`) and a known kernel bug
 can be told apart from a second deviation in the same test (harness/known_failures.py).
@@ -31,23 +31,27 @@ class Check:
         return {"name": self.name, "expected": self.expected, "observed": self.observed,
                 "ok": self.ok, "source": self.source, **({"key": self.key} if self.key else {})}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Check:
-        return cls(name=str(data.get("name", "")), expected=str(data.get("expected", "")),
-                   observed=str(data.get("observed", "")), ok=bool(data.get("ok")),
-                   source=str(data.get("source", "")), key=str(data.get("key", "")))
-
-
-def passed(name: str, expected: str, observed: str, key: str = "") -> Check:
-    return Check(name, expected, observed, True, key=key)
-
 
 def failed(name: str, expected: str, observed: str, key: str = "") -> Check:
+    """A comparison that did not hold."""
     return Check(name, expected, observed, False, key=key)
 
 
-def compare(name: str, expected: str, observed: str, ok: bool, key: str = "") -> Check:
-    return Check(name, expected, observed, ok, key=key)
+def completed(observed: dict[str, Any]) -> Check:
+    """Every workload's first check: it ran all its steps (its JSON says `completed`)."""
+    done = bool(observed.get("completed"))
+    return Check("workload", "all steps completed", "completed" if done else
+                 f"stopped: {observed.get('error') or 'unknown error'}", done)
+
+
+def result(name: str, want: Any, success: str, ok: bool, errno: str | None, observed: str,
+           key: str, refusal: str = "refused with {errno}") -> Check:
+    """The check of a table's `v_result` value (harness.expectations): `want` is the success
+    word ("ok", "full"), or {errno: ENAME} for a refusal with exactly that errno."""
+    if isinstance(want, dict):
+        return Check(name, refusal.format(errno=want["errno"]), observed,
+                     not ok and errno == want["errno"], key=key)
+    return Check(name, success, observed, ok, key=key)
 
 
 def with_sources(checks: Iterable[Check], sources: dict[str, str]) -> list[Check]:
@@ -61,7 +65,7 @@ def failures(checks: Iterable[Check]) -> list[Check]:
 
 
 def format_failures(checks: Iterable[Check]) -> str:
-    """The failed checks, one per line ('' when all held)."""
+    """The failed checks, one per line ('' when all held): an assertion's message."""
     return "\n".join(str(c) for c in failures(checks))
 
 

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .checks import Check
 from .console import mark_text
 from .expectations import parse_count_rule
+from .trace import MOUNT_DEBUGFS
 
 if TYPE_CHECKING:
     from .ssh import Runner
@@ -43,22 +45,26 @@ _LINE_RE = re.compile(r"dax\d+\.\d+: (?P<comm>.+?): (?P<access>read|write) "
                       r"\((?P<start>0x[0-9a-f]+) - (?P<end>0x[0-9a-f]+)\) size = (?P<size>\d+)")
 
 
-def case_mapping_marker(vma_start: int) -> str:
-    """What nvh-odirect writes to /dev/kmsg once it mapped the case's buffer."""
-    return f"nvh-odirect: case mapping {vma_start:#x} "
+# The expectation keys judged here (odirect.yaml); a cell without them is not captured.
+KEYS = {"devdax_pmd_faults", "devdax_pte_faults"}
+
+
+def case_mapping_line(vma_start: int, what: str) -> str:
+    """What nvh-odirect writes to /dev/kmsg about the case's mapping: `what` is
+    "len N" once it is mapped, "unmapped" when it is gone before the run ends."""
+    return f"nvh-odirect: case mapping {vma_start:#x} {what}"
 
 
 def count_faults(log: str, vma_start: int | None = None) -> dict[str, int]:
     """{"pte": n, "pmd": n, "pud": n, "lines": all lines seen} from kernel-log text; with
-    `vma_start`, only the faults of the VMA that starts there, after nvh-odirect announced
-    it as the case's mapping, are counted by level."""
+    `vma_start`, only the faults of the VMA that starts there, while nvh-odirect had it
+    announced as the case's mapping, are counted by level."""
     counts = {"pte": 0, "pmd": 0, "pud": 0, "lines": 0}
     if vma_start is not None:
-        marker = case_mapping_marker(vma_start)
-        log = log.rsplit(marker, 1)[1] if marker in log else ""
-        # ... until nvh-odirect says the case's mapping is gone (a verification mapping
-        # may then get the same address)
-        log = log.split(f"nvh-odirect: case mapping {vma_start:#x} unmapped", 1)[0]
+        mapped = case_mapping_line(vma_start, "len ")
+        log = log.rsplit(mapped, 1)[1] if mapped in log else ""
+        # a verification mapping may get the same address once the case's is gone
+        log = log.split(case_mapping_line(vma_start, "unmapped"), 1)[0]
     for m in _LINE_RE.finditer(log):
         counts["lines"] += 1
         if vma_start is not None and int(m.group("start"), 16) != vma_start:
@@ -69,64 +75,67 @@ def count_faults(log: str, vma_start: int | None = None) -> dict[str, int]:
     return counts
 
 
+def _vma_start(observed: dict[str, Any]) -> int | None:
+    start = observed.get("map_addr")
+    return int(start, 16) if isinstance(start, str) else None
+
+
 @dataclass
 class FaultCapture:
-    log: str = ""
+    log: str = ""       # the kernel log after the capture's marker
     enabled: bool = False
     error: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
+
+    def counts_for(self, observed: dict[str, Any]) -> dict[str, int]:
+        """count_faults() for the mapping the workload reported."""
+        return count_faults(self.log, _vma_start(observed))
 
 
 @contextlib.contextmanager
 def capture(guest: Runner, label: str) -> Iterator[FaultCapture]:
-    """dev_dax_huge_fault()'s debug line on around the block; the log after a marker is
-    kept in the capture."""
+    """dev_dax_huge_fault()'s debug line on around the block; the capture keeps the kernel
+    log after the block's marker (the last one with this label), not the whole log, which
+    grows over a run. One guest round trip before the block, one after."""
     cap = FaultCapture()
-    control = " ".join(CONTROL_FILES)
-    enable = (f"for f in {control}; do [ -w $f ] && echo '{DEBUG_QUERY} +p' > $f && exit 0; "
+    marker = mark_text(f"devdax-faults {label}")
+    controls = " ".join(CONTROL_FILES)
+    enable = (f"{MOUNT_DEBUGFS} 2>/dev/null; echo '{marker}' > /dev/kmsg; "
+              f"for f in {controls}; do [ -w $f ] && echo '{DEBUG_QUERY} +p' > $f && exit 0; "
               "done; exit 1")
-    disable = f"for f in {control}; do [ -w $f ] && echo '{DEBUG_QUERY} -p' > $f; done; true"
-    guest.run("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug",
-              timeout_s=30)
     r = guest.run(enable, timeout_s=30)
     cap.enabled = r.status == 0
     if not cap.enabled:
         cap.error = ("cannot enable dev_dax_huge_fault's debug line (no dynamic debug "
                      f"control, or device_dax not loaded): {r.stderr.strip()[-200:]}")
-    marker = mark_text(f"devdax-faults {label}")
-    guest.run(f"echo '{marker}' > /dev/kmsg", timeout_s=30)
     try:
         yield cap
     finally:
         with contextlib.suppress(ConnectionError):
-            guest.run(disable, timeout_s=30)
-            text = guest.run("dmesg", timeout_s=60).stdout
-            cap.log = text.rsplit(marker, 1)[-1] if marker in text else ""
+            r = guest.run(f"for f in {controls}; do [ -w $f ] && echo '{DEBUG_QUERY} -p' > $f;"
+                          f" done; dmesg | awk -v m={shlex.quote(marker)} "
+                          "'index($0, m) {f = 1; n = 0; next} f {a[++n] = $0} "
+                          "END {for (i = 1; i <= n; i++) print a[i]}'", timeout_s=60)
+            cap.log = r.stdout
 
 
 def fault_checks(cap: FaultCapture, observed: dict[str, Any],
                  expect: dict[str, Any]) -> list[Check]:
     """devdax_pmd_faults / devdax_pte_faults: count rules on the workload mapping's
     dev_dax_huge_fault() calls by size."""
-    wanted = [k for k in ("devdax_pmd_faults", "devdax_pte_faults") if k in expect]
-    if not wanted:
-        return []
-    start = observed.get("map_addr")
-    vma = int(start, 16) if isinstance(start, str) else None
-    counts = count_faults(cap.log, vma)
-    cap.counts = counts
+    counts = cap.counts_for(observed)
     out = []
-    for key in wanted:
+    for key in sorted(KEYS & expect.keys()):  # pmd, then pte
         rule = parse_count_rule(expect[key])
         level = key.split("_")[1]
-        if not cap.enabled or counts["lines"] == 0 or vma is None:
-            why = cap.error or ("the workload reported no mapping" if vma is None else
+        name = f"dev_dax_huge_fault {level.upper()}-size faults"
+        if not cap.enabled or counts["lines"] == 0 or _vma_start(observed) is None:
+            why = cap.error or ("the workload reported no mapping"
+                                if _vma_start(observed) is None else
                                 "no dev_dax_huge_fault debug lines in the kernel log")
-            out.append(Check(f"dev_dax_huge_fault {level.upper()}-size faults", rule.text,
-                             f"not observable: {why}", False, key=key))
+            out.append(Check(name, rule.text, f"not observable: {why}", False, key=key))
             continue
-        out.append(Check(f"dev_dax_huge_fault {level.upper()}-size faults", rule.text,
-                         f"{counts[level]} (of the mapping at {start}; PTE {counts['pte']}, "
-                         f"PMD {counts['pmd']}, PUD {counts['pud']})",
+        out.append(Check(name, rule.text,
+                         f"{counts[level]} (of the mapping at {observed.get('map_addr')}; "
+                         f"PTE {counts['pte']}, PMD {counts['pmd']}, PUD {counts['pud']})",
                          rule.holds(counts[level]), key=key))
     return out

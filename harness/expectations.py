@@ -10,9 +10,9 @@ A table is YAML (testcases/expectations/*.yaml):
         expect: {transfer: {errno: EFAULT}, content_changed: false}
         source: gup-devmap        # a key of `sources`, or the citation itself
       - mode: fsdax-*
-        case: collision-*
+        case: write-untouched-2M
         kernel: ">=6.1,<6.2"      # optional: the row applies to these releases only
-        expect: {mutator_stall: tolerated}
+        expect: {pmd_nopage: 1}
         source: "..."
 
 For (mode, case, kernel release) every matching row is merged in file order: a later row

@@ -89,9 +89,6 @@ KINDS = (
     "lockdep", "hung_task", "soft_lockup", "hard_lockup", "rcu_stall", "refcount", "bad_page",
     "list_corruption", "kmemleak", "sleep_in_atomic",
 )
-# Kinds of findings the harness makes itself from what it watched (never from the log):
-# "stall", a task asleep in the kernel past its deadline that a signal had to wake.
-HARNESS_KINDS = ("stall",)
 
 
 @dataclass(frozen=True)

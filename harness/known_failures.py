@@ -56,11 +56,6 @@ class KnownFailure:
         return (release is not None and _test_regex(self.test).fullmatch(_short_id(test_id))
                 is not None and self.kernel.contains(release))
 
-    def explains(self, titles: Iterable[str]) -> bool:
-        """The findings are this bug: its own title is among them and nothing unrelated."""
-        titles = set(titles)
-        return self.finding in titles and titles <= {self.finding, *self.also}
-
     def unexplained(self, checks: Iterable[Check]) -> list[Check]:
         """The failed checks this bug does not account for."""
         explained = {name for name, _ in self.consequences}

@@ -14,10 +14,11 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from .checks import Check, failures
+from .checks import Check, completed, failed, result
 from .expectations import Vocabulary, v_bool, v_exact, v_result, v_rule
 from .guest_process import GuestProcess
-from .workload import Mismatch, WorkloadOutputError, debug_hooks_prefix, parse_output
+from .kmsg import Finding
+from .workload import WorkloadOutputError, debug_hooks_prefix, parse_output
 
 if TYPE_CHECKING:
     from .ssh import CommandResult, Runner
@@ -29,12 +30,14 @@ def _v_count(v: Any) -> None:
 
 
 def _v_stall(v: Any) -> None:
-    if v not in ("forbidden", "tolerated"):
-        raise ValueError(f"mutator_stall must be forbidden or tolerated, not {v!r}")
+    # The only value: the kernel's promise. A kernel that stalls anyway has a bug, recorded
+    # in known_failures.yaml with the `stall` finding of stall_finding(), never tolerated.
+    if v != "forbidden":
+        raise ValueError(f"mutator_stall must be forbidden, not {v!r}")
 
 
-# Keys of testcases/expectations/odirect.yaml, judged by check_odirect / check_stall,
-# harness.trace.check_pmd_faults and harness.devdax_faults.fault_checks.
+# Keys of testcases/expectations/odirect.yaml, judged by odirect_checks / stall_checks,
+# harness.trace.pmd_checks and harness.devdax_faults.fault_checks.
 VOCABULARY: Vocabulary = {
     "transfer": v_result("transfer", "full"),
     "compare": v_exact("compare"),
@@ -70,40 +73,31 @@ def _transfer_text(t: dict[str, Any] | None) -> str:
     return f"ret {t.get('ret')}"
 
 
-def check_odirect(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
-    """Every way `observed` (nvh-odirect JSON) differs from `expect`; empty means it matched."""
-    return failures(odirect_checks(observed, expect))
-
-
 def odirect_checks(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     """Every comparison of `observed` (nvh-odirect JSON) with `expect`, held or not.
 
     expect keys: transfer ("full" or {"errno": NAME}), compare / file_compare ("exact"),
     content_changed (bool), child_saw_parent_data (bool), reader_sigbus (int).
     """
-    out: list[Check] = []
-    completed = bool(observed.get("completed"))
-    out.append(Check("workload", "all steps completed", "completed" if completed else
-                     f"stopped: {observed.get('error') or 'unknown error'}", completed))
-    size = observed.get("size")
-    transfer = observed.get("transfer")
-    want = expect.get("transfer")
-    got = (transfer or {}).get("ret"), (transfer or {}).get("errno_name")
-    if want == "full":
-        out.append(Check("O_DIRECT transfer", f"ret {size} (all bytes)",
-                         _transfer_text(transfer), got[0] == size, key="transfer"))
-    elif isinstance(want, dict):
-        out.append(Check("O_DIRECT transfer", f"ret -1 errno {want['errno']}",
-                         _transfer_text(transfer), got == (-1, want["errno"]), key="transfer"))
+    out: list[Check] = [completed(observed)]
+    transfer = observed.get("transfer") or {}
+    if "transfer" in expect:
+        ret = transfer.get("ret")
+        out.append(result("O_DIRECT transfer", expect["transfer"],
+                          f"ret {observed.get('size')} (all bytes)",
+                          ret is not None and ret == observed.get("size"),
+                          transfer.get("errno_name") if ret == -1 else None,
+                          _transfer_text(observed.get("transfer")), key="transfer",
+                          refusal="ret -1 errno {errno}"))
     for key in ("compare", "file_compare"):
         if expect.get(key) == "exact":
             cmp = observed.get(key)
             if not cmp:
-                out.append(Mismatch(key, "a byte comparison", "none was made", key=key))
+                out.append(failed(key, "a byte comparison", "none was made", key=key))
                 continue
             expected = f"{cmp.get('bytes')} bytes identical to {cmp.get('expected')}"
             if cmp.get("mismatch_offset", -1) != -1:
-                out.append(Mismatch(
+                out.append(failed(
                     key, expected,
                     f"{cmp.get('mismatch_count')} bytes differ, first at offset "
                     f"{cmp.get('mismatch_offset')} (crc {cmp.get('actual_crc32')} vs "
@@ -152,13 +146,7 @@ def describe_observation(observed: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Running nvh-odirect in the guest, and judging what check_odirect() does not cover.
-
-# Kernel functions where truncate / punch-hole wait for DAX pages held by in-flight I/O
-# (fs/dax.c dax_layout_busy_page_range() callers, v4.19+).
-LAYOUT_BREAK_WAITS = ("ext4_break_layouts", "xfs_break_dax_layouts", "fuse_dax_break_layouts",
-                      "dax_break_layout")
-
+# Running nvh-odirect in the guest, and judging what odirect_checks() does not cover.
 
 def run_odirect(guest: Runner, command: str, timeout_s: float = 300,
                 stall_after_s: float | None = None, nudge_wait_s: float = 30,
@@ -172,7 +160,7 @@ def run_odirect(guest: Runner, command: str, timeout_s: float = 300,
     finished after that many seconds, the kernel stacks of its threads are recorded, it is
     sent SIGSTOP+SIGCONT (which makes a thread sleeping interruptibly in the kernel re-check
     its wait condition), and given `nudge_wait_s` more before SIGKILL. What happened is
-    added to the observation as "watchdog" (see check_stall()).
+    added to the observation as "watchdog" (see stall_checks()).
     """
     if stall_after_s is None:
         result = guest.run(command, timeout_s)
@@ -240,20 +228,11 @@ def stalled_functions(stacks: str) -> list[str]:
     return out
 
 
-def check_stall(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
-    """The watchdog's check when it did not hold (see stall_checks)."""
-    return failures(stall_checks(observed, expect))
-
-
 def stall_checks(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
-    """The watchdog of run_odirect(): a workload that needed a nudge, or never finished.
-
-    expect mutator_stall: "forbidden" (the default: the kernel's promise) or "tolerated"
-    (a stall whose threads all wait in a truncate/punch-hole layout break, LAYOUT_BREAK_WAITS,
-    and that a SIGSTOP+SIGCONT resolved). A kernel that stalls where it must not is a bug:
-    known ones are recorded in known_failures.yaml with the `stall` finding of stall_finding().
-    Returns the one check made (none when the program was not watched).
-    """
+    """The watchdog of run_odirect() (expect mutator_stall: forbidden): the mutator must
+    proceed by itself; a stall that a SIGSTOP+SIGCONT resolved fails this check, and
+    stall_finding() names it for known_failures.yaml. Returns the one check made (none when
+    the program was not watched)."""
     wd = observed.get("watchdog")
     if not wd:
         return []
@@ -264,24 +243,18 @@ def stall_checks(observed: dict[str, Any], expect: dict[str, Any]) -> list[Check
         return [Check(name, promise, f"finished within {after}s", True, key="mutator_stall")]
     where = ", ".join(wd.get("stalled_in") or []) or "unknown kernel functions"
     if not wd.get("recovered"):
-        return [Mismatch("workload", "finishes", f"hung in {where}: still running after "
-                         f"{after}s and a SIGSTOP+SIGCONT nudge, killed", key="mutator_stall")]
-    stalled = (f"stalled in {where} for more than {after}s until SIGSTOP+SIGCONT "
-               f"(then finished in {wd.get('recovered_after_s')}s)")
-    layout_only = bool(wd.get("stalled_in")) and all(
-        any(w in f for w in LAYOUT_BREAK_WAITS) for f in wd["stalled_in"])
-    tolerated = expect.get("mutator_stall", "forbidden") == "tolerated" and layout_only
-    return [Check(name, promise + (" (a layout-break stall tolerated)" if tolerated else ""),
-                  stalled, tolerated, key="mutator_stall")]
+        return [failed("workload", "finishes", f"hung in {where}: still running after "
+                       f"{after}s and a SIGSTOP+SIGCONT nudge, killed", key="mutator_stall")]
+    return [failed(name, promise, f"stalled in {where} for more than {after}s until "
+                   f"SIGSTOP+SIGCONT (then finished in {wd.get('recovered_after_s')}s)",
+                   key="mutator_stall")]
 
 
-def stall_finding(observed: dict[str, Any]):
+def stall_finding(observed: dict[str, Any]) -> Finding | None:
     """A `stall` finding for a workload whose threads slept in the kernel past the watchdog
     and needed a signal: titled by the function they slept in, the way kernel findings are
     titled ("stall in ext4_break_layouts"), so that known_failures.yaml can record it and a
     kernel that wakes the waiter turns the test `fixed`. None when nothing stalled."""
-    from .kmsg import Finding  # kmsg is large; only the stall path needs it
-
     wd = observed.get("watchdog") or {}
     if not wd.get("stalled"):
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .trace import MOUNT_DEBUGFS
+
 if TYPE_CHECKING:
     from .ssh import Runner
 
@@ -27,6 +29,5 @@ def ensure_rxe(guest: Runner, netdev: str = "eth0") -> str:
 
 
 def has_gup_test(guest: Runner) -> bool:
-    r = guest.run("mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug;"
-                  f" test -e {GUP_TEST}", timeout_s=30)
+    r = guest.run(f"{MOUNT_DEBUGFS}; test -e {GUP_TEST}", timeout_s=30)
     return r.status == 0

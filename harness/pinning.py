@@ -14,7 +14,7 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from .checks import Check, failures
+from .checks import Check, completed, result, unobserved
 from .expectations import Vocabulary, parse_count_rule, v_exact, v_result, v_rule
 from .guest_process import GuestProcess
 from .workload import debug_hooks_prefix
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 METHODS = ("vmsplice", "io_uring", "rdma", "gup_test-basic", "gup_test-fast",
            "gup_test-longterm")
 
-# Keys of testcases/expectations/pin.yaml, judged by check_pin().
+# Keys of testcases/expectations/pin.yaml, judged by pin_checks().
 VOCABULARY: Vocabulary = {
     # ok, refused (the interface reports no errno: gup_test), or refused with {errno: E...}
     "pin": lambda v: None if v == "refused" else v_result("pin", "ok")(v),
@@ -112,37 +112,26 @@ def describe_pin(observed: dict[str, Any], delta: dict[str, int] | None = None) 
     return ", ".join(parts)
 
 
-def check_pin(observed: dict[str, Any], expect: dict[str, Any],
-              delta: dict[str, int] | None = None) -> list[Check]:
-    """Every way an nvh-pin observation differs from `expect`; empty means it matched."""
-    return failures(pin_checks(observed, expect, delta))
-
-
 def pin_checks(observed: dict[str, Any], expect: dict[str, Any],
                delta: dict[str, int] | None = None) -> list[Check]:
     """Every comparison of an nvh-pin observation (and the FOLL_PIN counter delta around
     it) with `expect`, held or not. The counters are judged for refused pins as well: a
     pin that is refused after pin_user_pages() succeeded (io_uring's VMA check on < 6.5)
     moves both counters by the same amount, one refused up front moves neither."""
-    out: list[Check] = []
-    completed = bool(observed.get("completed"))
-    out.append(Check("workload", "all steps completed", "completed" if completed else
-                     f"stopped: {observed.get('error') or 'unknown error'}", completed))
+    out: list[Check] = [completed(observed)]
     pin = observed.get("pin") or {}
     want = expect.get("pin")
-    if want == "ok":
-        out.append(Check("pin", "the kernel pins the pages", _pin_text(pin),
-                         bool(pin.get("ok")), key="pin"))
-    elif isinstance(want, dict):
-        out.append(Check("pin", f"refused with {want['errno']}", _pin_text(pin),
-                         not pin.get("ok") and pin.get("errno") == want["errno"], key="pin"))
+    if want == "ok" or isinstance(want, dict):
+        out.append(result("pin", want, "the kernel pins the pages", bool(pin.get("ok")),
+                          pin.get("errno"), _pin_text(pin), key="pin"))
     elif want == "refused":
         out.append(Check("pin", "refused", _pin_text(pin), not pin.get("ok"), key="pin"))
-    if expect.get("verify") == "exact" and want == "ok" and pin.get("ok"):
+    if expect.get("verify") == "exact" and want == "ok":
         verify = observed.get("verify") or {}
         out.append(Check("data through the pin", "byte-exact",
                          "byte-exact" if verify.get("ok") else
                          f"{verify.get('mismatches', '?')} bytes differ" if verify
+                         else "not verified (nothing was pinned)" if not pin.get("ok")
                          else "not verified", bool(verify.get("ok")), key="verify"))
     for key, counter in (("foll_pin_acquired", "acquired"), ("foll_pin_released", "released")):
         if key not in expect:
@@ -154,7 +143,7 @@ def pin_checks(observed: dict[str, Any], expect: dict[str, Any],
             continue
         out.append(Check(f"nr_{key}", rule.text, f"+{delta[counter]} during the pin",
                          rule.holds(delta[counter]), key=key))
-    return out
+    return out + unobserved(expect, out, "pin.yaml")
 
 
 class PinHolder:

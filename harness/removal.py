@@ -13,11 +13,11 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .checks import Check, failures, unobserved
+from .checks import Check, failed, result, unobserved
 from .dax import reset_namespace
 from .errors import PreconditionNotMet
 from .expectations import Vocabulary, v_bool, v_result
-from .workload import Mismatch, WorkloadOutputError, parse_output
+from .workload import WorkloadOutputError, parse_output
 
 if TYPE_CHECKING:
     from .ndctl import Ndctl
@@ -36,7 +36,7 @@ ACTIONS = {
     "unbind": "echo {bound} > /sys/bus/nd/drivers/nd_pmem/unbind",
 }
 
-# Keys of testcases/expectations/remove.yaml, judged by check_removal().
+# Keys of testcases/expectations/remove.yaml, judged by removal_checks().
 VOCABULARY: Vocabulary = {
     # the action's own result: ok, or refused with the errno ndctl returns as its status
     "command": v_result("command", "ok"),
@@ -177,9 +177,11 @@ _READ_TEXT = {"sigbus": "SIGBUS on the first read (the mapping is gone)",
               "old_data": "every page still reads the bytes stored before"}
 
 
-def check_removal(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
-    """Every way a removal observation differs from `expect`; empty means it matched."""
-    return failures(removal_checks(obs, expect))
+def _status_text(result: dict[str, Any], refused: str = "") -> str:
+    """'succeeded', or the status and errno of a command_result()."""
+    if result.get("ok"):
+        return "succeeded"
+    return f"{refused}status {result.get('status')} {result.get('errno') or ''}".rstrip()
 
 
 def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
@@ -187,16 +189,11 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     out: list[Check] = []
     c = obs.get("command") or {}
     if obs.get("hung"):
-        out.append(Mismatch("removal", "finishes within the deadline",
-                            f"still running after {obs.get('action_s')}s"))
-    want = expect.get("command")
-    got = "succeeded" if c.get("ok") else f"refused: status {c.get('status')} " \
-        f"{c.get('errno') or ''}".rstrip()
-    if want == "ok":
-        out.append(Check("removal", "succeeds", got, bool(c.get("ok")), key="command"))
-    elif isinstance(want, dict):
-        out.append(Check("removal", f"refused with {want['errno']}", got,
-                         not c.get("ok") and c.get("errno") == want["errno"], key="command"))
+        out.append(failed("removal", "finishes within the deadline",
+                          f"still running after {obs.get('action_s')}s"))
+    if "command" in expect:
+        out.append(result("removal", expect["command"], "succeeds", bool(c.get("ok")),
+                          c.get("errno"), _status_text(c, "refused: "), key="command"))
     if "namespace_unchanged" in expect and "state_before" in obs:
         same = obs["state_before"] == obs.get("state_after")
         out.append(Check("namespace after the removal",
@@ -220,8 +217,8 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     if "io" in expect and "io" in obs:
         io = obs["io"] or {}
         if io.get("corrupt"):
-            out.append(Mismatch("in-flight O_DIRECT", "no corruption of reported bytes",
-                                io.get("detail", "corrupt"), key="io"))
+            out.append(failed("in-flight O_DIRECT", "no corruption of reported bytes",
+                              io.get("detail", "corrupt"), key="io"))
         elif expect["io"] == "full":
             out.append(Check("in-flight O_DIRECT", "completes in full",
                              io.get("detail", "failed"), bool(io.get("full")), key="io"))
@@ -230,14 +227,18 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
                              io.get("detail", "?"), True, key="io"))
     if "umount" in expect and "umount" in obs:
         u = obs["umount"] or {}
-        out.append(Check("umount", "succeeds" if expect["umount"] == "ok" else
-                         f"refused with {expect['umount']['errno']}",
-                         "succeeded" if u.get("ok") else
-                         f"status {u.get('status')} {u.get('errno') or ''}".rstrip()
-                         + (f": {u['stderr'][-200:]}" if u.get("stderr") else ""),
-                         bool(u.get("ok")) if expect["umount"] == "ok" else
-                         (not u.get("ok") and u.get("errno") == expect["umount"]["errno"]),
-                         key="umount"))
+        out.append(result("umount", expect["umount"], "succeeds", bool(u.get("ok")),
+                          u.get("errno"), _status_text(u)
+                          + (f": {u['stderr'][-200:]}" if u.get("stderr") else ""),
+                          key="umount"))
+    rel = obs.get("release")
+    if rel is not None:
+        # Always, without a key: the mapping or pin can be let go afterwards.
+        out.append(Check("releasing the mapping/pin afterwards",
+                         f"done within {rel.get('deadline_s', '?')}s",
+                         "done" if rel.get("exited") else
+                         f"the process is stuck in state {rel.get('state') or '?'}:\n"
+                         f"{rel.get('stacks', '')[:2000]}", bool(rel.get("exited"))))
     return out + unobserved(expect, out, "remove.yaml")
 
 
@@ -261,7 +262,7 @@ def require_in_flight(obs: dict[str, Any], held_s: float) -> None:
 
 
 def inflight_result(result: CommandResult | None, command: str) -> dict[str, Any]:
-    """The in-flight O_DIRECT's outcome for check_removal's `io` (None: never finished).
+    """The in-flight O_DIRECT's outcome for removal_checks' `io` (None: never finished).
     Only bytes the kernel reported as moved count: a full transfer whose bytes differ,
     read without SIGBUS, is corruption; a SIGBUS on the compare means the mapping was
     revoked."""

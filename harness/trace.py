@@ -30,11 +30,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import Check, failures
+from .checks import Check
 from .expectations import parse_count_rule
 from .ssh import SucceedingRunner
 
 TRACEFS = "/sys/kernel/tracing"
+# debugfs (gup_test, dynamic debug's fallback control file), mounted where it is not yet.
+MOUNT_DEBUGFS = "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug"
 PMD_DONE = "fs_dax:dax_pmd_fault_done"
 PTE_DONE = "fs_dax:dax_pte_fault_done"
 # What every fsdax test records: PMD fault outcomes, and PTE faults (the fallback path).
@@ -221,11 +223,6 @@ def capture(guest: SucceedingRunner, events: Sequence[str], buffer_size_kb: int 
             if old_size.isdigit() and buffer_size_kb:
                 guest.run(f"echo {old_size} > {tracefs}/buffer_size_kb; echo > {tracefs}/trace",
                           timeout_s=60)
-
-
-def check_pmd_faults(counts: dict[str, int], expect: dict[str, Any]) -> list[Check]:
-    """The PMD-fault count rules that did not hold (see pmd_checks)."""
-    return failures(pmd_checks(counts, expect))
 
 
 def pmd_checks(counts: dict[str, int], expect: dict[str, Any]) -> list[Check]:

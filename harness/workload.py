@@ -1,4 +1,4 @@
-"""What the workload families share: their JSON output, mismatches, the debug hooks.
+"""What the workload families share: their JSON output and the debug hooks.
 
 The workloads (guest-images/workloads/) only observe and print JSON; whether an observation
 is right is decided by each family's module (harness.odirect, harness.pinning,
@@ -12,13 +12,6 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-
-from .checks import Check
-
-
-def Mismatch(name: str, expected: str, observed: str, key: str = "") -> Check:
-    """A comparison that did not hold (kept for the judging functions' readability)."""
-    return Check(name, expected, observed, False, key=key)
 
 
 class WorkloadOutputError(AssertionError):
@@ -47,6 +40,3 @@ def debug_hooks_prefix() -> list[str]:
     hooks = [f"{name}={os.environ[name]}" for name in DEBUG_HOOKS if os.environ.get(name)]
     return ["env", *hooks] if hooks else []
 
-
-def format_mismatches(mismatches: list[Check]) -> str:
-    return "\n".join(str(m) for m in mismatches if not m.ok)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import dax, devdax_faults, trace
-from harness.checks import failures, unobserved, with_sources
+from harness.checks import failures, format_failures, unobserved, with_sources
 from harness.odirect import (
     describe_details,
     describe_observation,
@@ -61,7 +61,6 @@ from harness.odirect import (
 )
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import KiB, MiB, format_size
-from harness.workload import format_mismatches
 
 # Whatever O_DIRECT takes on the DAX pages (references on 6.1, FOLL_PIN on newer kernels)
 # must be given back.
@@ -116,9 +115,9 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
                                   **extra)
         tracing = trace.capture(guest, trace.FSDAX_FAULT_EVENTS) if mode.kind == "fsdax" \
             else contextlib.nullcontext()
-        # devdax: which page-table level its faults map (dev_dax_huge_fault's debug line)
-        faults = devdax_faults.capture(guest, cell.id) if mode.kind == "devdax" \
-            else contextlib.nullcontext()
+        # devdax: which page-table level its faults map, where the table asks
+        faults = devdax_faults.capture(guest, cell.id) \
+            if devdax_faults.KEYS & expect.values.keys() else contextlib.nullcontext()
         with tracing as capture, faults as fault_log:
             observed = run_odirect(guest, command, timeout_s=TIMEOUT_S, **watch)
     observed.setdefault("case", cell.case)
@@ -130,11 +129,11 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
     details = [describe_details(observed)]
     if fault_log is not None:
         checks += devdax_faults.fault_checks(fault_log, observed, expect.values)
-        if fault_log.counts:
-            details.append(f"devdax faults of the mapping: PMD {fault_log.counts['pmd']}, "
-                           f"PTE {fault_log.counts['pte']}")
-            artifacts.trace_counts = {f"dev_dax_huge_fault:{k.upper()}": v
-                                      for k, v in fault_log.counts.items() if k != "lines"}
+        faults = fault_log.counts_for(observed)
+        details.append(f"devdax faults of the mapping: PMD {faults['pmd']}, "
+                       f"PTE {faults['pte']}")
+        artifacts.trace_counts = {f"dev_dax_huge_fault:{k.upper()}": v
+                                  for k, v in faults.items() if k != "lines"}
     wd = observed.get("watchdog") or {}
     if wd.get("stalled"):
         artifacts.attach("stall-stacks.txt", wd.get("stacks", "") + "\n"
@@ -147,13 +146,13 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
         artifacts.attach("trace.txt", capture.text)
         counts = capture.counts()
         artifacts.trace_counts = counts
-        pmd = failures(trace.pmd_checks(counts, expect.values))
-        checks += trace.pmd_checks(counts, expect.values)
+        pmd = trace.pmd_checks(counts, expect.values)
+        checks += pmd
         details.append(f"PMD faults {counts.get(trace.PMD_DONE, 0)} (NOPAGE "
                        f"{counts.get(trace.PMD_DONE + ':NOPAGE', 0)}, FALLBACK "
                        f"{counts.get(trace.PMD_DONE + ':FALLBACK', 0)}), PTE faults "
                        f"{counts.get(trace.PTE_DONE, 0)}")
-        if pmd:
+        if failures(pmd):
             excerpt = capture.excerpt(trace.PMD_DONE, exclude_result="NOPAGE") \
                 or "(no fs_dax:dax_pmd_fault_done events at all)"
     artifacts.expectation(expect.describe(), "; ".join(
@@ -161,7 +160,7 @@ def run_cell(guest, ndctl, artifacts, table, mode: dax.BufferMode, cell: Cell) -
     checks = with_sources(checks + unobserved(expect.values, checks, "odirect.yaml"),
                           expect.sources)
     artifacts.add_checks(checks)
-    message = format_mismatches(checks)
+    message = format_failures(checks)
     if excerpt:
         message += "\ntrace.txt excerpt (PMD faults that did not map a PMD):\n" + excerpt
     assert not failures(checks), message

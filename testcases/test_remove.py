@@ -23,14 +23,13 @@ import time
 import pytest
 
 from harness import dax, pinning, removal
-from harness.checks import Check, failures, with_sources
+from harness.checks import Check, failures, format_failures, with_sources
 from harness.errors import HarnessError
 from harness.guest_process import GuestProcess
-from harness.odirect import check_odirect, odirect_command, run_odirect
+from harness.odirect import odirect_checks, odirect_command, run_odirect
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import MiB
 from harness.ssh import GuestCommandTimeout
-from harness.workload import format_mismatches
 
 pytestmark = pytest.mark.foll_counters_balanced
 
@@ -67,6 +66,7 @@ def holder_for(guest, buffer: str, method: str = "none", **extra) -> pinning.Pin
 def release(holder: pinning.PinHolder, obs: dict) -> None:
     outcome = holder.release(RELEASE_DEADLINE_S)
     obs["release"] = {k: v for k, v in outcome.items() if k != "stacks"}
+    obs["release"]["deadline_s"] = RELEASE_DEADLINE_S
     if not outcome["exited"]:
         obs["release"]["stacks"] = outcome.get("stacks", "")
 
@@ -80,19 +80,11 @@ def judge(guest, ndctl, artifacts, expect, obs: dict) -> None:
     check (summary.json, for any outcome) and fail on the ones that did not hold."""
     artifacts.attach("removal.json", json.dumps(obs, indent=2, default=str) + "\n")
     artifacts.expectation(expect.describe(), removal.describe_removal(obs))
-    checks = with_sources(removal.removal_checks(obs, expect.values), expect.sources)
-    rel = obs.get("release")
-    if rel is not None:
-        checks.append(Check(
-            "releasing the mapping/pin afterwards", f"done within {RELEASE_DEADLINE_S}s",
-            "done" if rel.get("exited") else
-            f"the process is stuck in state {rel.get('state') or '?'}:\n"
-            f"{rel.get('stacks', '')[:2000]}", bool(rel.get("exited"))))
-    artifacts.add_checks(checks)
+    artifacts.add_checks(with_sources(removal.removal_checks(obs, expect.values),
+                                      expect.sources))
     artifacts.add_checks([namespace_usable(guest, ndctl)])
     artifacts.after_restart = None  # checked here; nothing owed to a restarted guest
-    failed = failures(artifacts.checks)
-    assert not failed, format_mismatches(failed)
+    assert not failures(artifacts.checks), format_failures(artifacts.checks)
 
 
 NAMESPACE_USABLE = "namespace usable again"
@@ -112,10 +104,9 @@ def namespace_usable(guest, ndctl) -> Check:
                                                           64 * 1024))
     except (AssertionError, HarnessError, GuestCommandTimeout) as e:
         return Check(NAMESPACE_USABLE, expected, f"{type(e).__name__}: {str(e)[:500]}", False)
-    problems = check_odirect(observed, {"transfer": "full", "compare": "exact"})
-    return Check(NAMESPACE_USABLE, expected,
-                 format_mismatches(problems) if problems else "recreated, byte-exact",
-                 not problems)
+    problems = format_failures(odirect_checks(observed, {"transfer": "full",
+                                                         "compare": "exact"}))
+    return Check(NAMESPACE_USABLE, expected, problems or "recreated, byte-exact", not problems)
 
 
 @pytest.fixture(autouse=True)
@@ -233,8 +224,7 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, expectations, pin_method_
                 checks = with_sources(pinning.pin_checks(first, pin_expect.values, delta),
                                       pin_expect.sources)
                 artifacts.add_checks(checks)
-                mismatches = failures(checks)
-                assert not mismatches, format_mismatches(mismatches)
+                assert not failures(checks), format_failures(checks)
                 pytest.skip(f"{method}: this kernel refuses the pin as pin.yaml expects "
                             f"({(first.get('pin') or {}).get('errno')}); nothing to remove "
                             "under")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kmsg_data import body
+
 from harness import console, kmsg
 from harness.console import (
     BOOT_BANNER,
@@ -20,16 +22,11 @@ from harness.console import (
     slice_between_marks,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kmsg"
 WARNING = "WARNING in dax_iomap_rw"
 OOPS = "BUG: unable to handle page fault in dax_disassociate_entry"
 PANIC = "panic: sysrq triggered crash"
 
 
-def body(name: str) -> list[str]:
-    """A data log's lines without its "# expect/source" header."""
-    lines = (DATA / name).read_text().splitlines()
-    return [ln for ln in lines if not ln.startswith("# ")]
 
 
 def mark(label: str, t: str = "[   20.000000]") -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import expectations as ex
-from harness.odirect import VOCABULARY, check_odirect
+from harness.checks import failures
+from harness.odirect import VOCABULARY, odirect_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 ODIRECT_YAML = ROOT / "testcases" / "expectations" / "odirect.yaml"
@@ -193,7 +194,7 @@ def test_the_table_and_the_judge_catch_a_wrong_errno():
                 "compare": {"mismatch_offset": 0, "mismatch_count": 2097152, "bytes": 2097152,
                             "expected": "pattern_a", "actual_crc32": "0x1",
                             "expected_crc32": "0x2"}}
-    assert [str(m) for m in check_odirect(observed, expect.values)] == [
+    assert [str(m) for m in failures(odirect_checks(observed, expect.values))] == [
         "O_DIRECT transfer: expected ret -1 errno EFAULT, observed ret 2097152",
         "compare: expected 2097152 bytes identical to pattern_a, observed 2097152 bytes "
         "differ, first at offset 0 (crc 0x1 vs 0x2)",

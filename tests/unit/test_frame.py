@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from kmsg_data import body
 
 from harness import interrupt, kmsg, progress
 from harness.checks import Check
@@ -31,15 +32,11 @@ from harness.frame import (
 from harness.pinning import PinAccounting
 from harness.ssh import GuestCommandTimeout
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kmsg"
 OOPS = "BUG: unable to handle page fault in dax_disassociate_entry"
 PANIC = "panic: sysrq triggered crash"
 TEST = "testcases/test_remove.py::test_unbind_fsdax[ext4]"
 
 
-def body(name: str) -> list[str]:
-    """A data log's lines without its "# expect/source" header."""
-    return [ln for ln in (DATA / name).read_text().splitlines() if not ln.startswith("# ")]
 
 
 def scan(name: str) -> list[kmsg.Finding]:

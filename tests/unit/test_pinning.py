@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from harness import expectations, pinning
+from harness.checks import failures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,21 +43,23 @@ def observed(ok=True, errno=None, verify_ok=True, completed=True):
 
 def test_check_pin_catches_each_difference():
     ok = {"pin": "ok", "verify": "exact", "foll_pin_acquired": ">0"}
-    assert pinning.check_pin(observed(), ok, {"acquired": 512, "released": 512}) == []
-    refused = pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), ok,
-                                {"acquired": 512, "released": 512})
-    assert [m.name for m in refused] == ["pin"] and "refused EOPNOTSUPP" in str(refused[0])
-    corrupt = pinning.check_pin(observed(verify_ok=False), ok,
-                                {"acquired": 512, "released": 512})
+    assert failures(pinning.pin_checks(observed(), ok, {"acquired": 512, "released": 512})) == []
+    refused = failures(pinning.pin_checks(observed(ok=False, errno="EOPNOTSUPP"), ok,
+                                {"acquired": 512, "released": 512}))
+    # nothing pinned: nothing verified either
+    assert [m.name for m in refused] == ["pin", "data through the pin"]
+    assert "refused EOPNOTSUPP" in str(refused[0])
+    corrupt = failures(pinning.pin_checks(observed(verify_ok=False), ok,
+                                {"acquired": 512, "released": 512}))
     assert [m.name for m in corrupt] == ["data through the pin"]
-    uncounted = pinning.check_pin(observed(), ok, {"acquired": 0, "released": 0})
+    uncounted = failures(pinning.pin_checks(observed(), ok, {"acquired": 0, "released": 0}))
     assert [m.name for m in uncounted] == ["nr_foll_pin_acquired"]
 
     want_refusal = {"pin": {"errno": "EOPNOTSUPP"}}
-    assert pinning.check_pin(observed(ok=False, errno="EOPNOTSUPP"), want_refusal) == []
-    assert pinning.check_pin(observed(ok=False, errno="ENOMEM"), want_refusal)
-    assert pinning.check_pin(observed(), want_refusal)
-    broken = pinning.check_pin(observed(completed=False), want_refusal)
+    assert failures(pinning.pin_checks(observed(ok=False, errno="EOPNOTSUPP"), want_refusal)) == []
+    assert failures(pinning.pin_checks(observed(ok=False, errno="ENOMEM"), want_refusal))
+    assert failures(pinning.pin_checks(observed(), want_refusal))
+    broken = failures(pinning.pin_checks(observed(completed=False), want_refusal))
     assert broken[0].name == "workload"
 
 
@@ -79,13 +82,13 @@ def test_counts_are_exact_and_judged_for_refused_pins():
     want = {"pin": {"errno": "EOPNOTSUPP"}, "foll_pin_acquired": 512,
             "foll_pin_released": 512}
     refused = observed(ok=False, errno="EOPNOTSUPP")
-    assert pinning.check_pin(refused, want, {"acquired": 512, "released": 512}) == []
-    [m] = pinning.check_pin(refused, want, {"acquired": 512, "released": 0})
+    assert failures(pinning.pin_checks(refused, want, {"acquired": 512, "released": 512})) == []
+    [m] = failures(pinning.pin_checks(refused, want, {"acquired": 512, "released": 0}))
     assert m.name == "nr_foll_pin_released" and m.observed == "+0 during the pin"
     # exact: one page more is a failure ('>0' would have let it through)
     exact = {"pin": "ok", "verify": "exact", "foll_pin_acquired": 512}
-    [m] = pinning.check_pin(observed(), exact, {"acquired": 513, "released": 0})
+    [m] = failures(pinning.pin_checks(observed(), exact, {"acquired": 513, "released": 0}))
     assert m.expected == "512" and m.observed == "+513 during the pin"
     # no counters at all is not a pass
-    [m] = pinning.check_pin(observed(), exact, None)
+    [m] = failures(pinning.pin_checks(observed(), exact, None))
     assert m.observed == "no counters in /proc/vmstat"

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from kmsg_data import body
 
 from harness import kmsg
 from harness.checks import Check
@@ -21,7 +22,6 @@ from harness.errors import BootError, HarnessError, UsageError
 from harness.recorder import RunRecorder
 from harness.verdict import Phase
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kmsg"
 RDMA = "testcases/test_remove.py::test_remove_pinned_devdax[rdma-disable]"
 OTHER = "testcases/test_odirect.py::test_odirect_read[fsdax-ext4]"
 OOPS = "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
@@ -42,8 +42,6 @@ RELEASE_BAD = Check("rxe MR released", "ok", "process killed", False)
 USABLE = Check("namespace usable again", "recreated", "ok", True)
 
 
-def body(name: str) -> list[str]:
-    return [ln for ln in (DATA / name).read_text().splitlines() if not ln.startswith("# ")]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from harness import expectations, removal
+from harness.checks import failures
 from harness.ssh import CommandResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +34,14 @@ def obs(**kw):
 def test_refused_removal_matches_and_each_difference_is_caught():
     table = expectations.load(TABLE, removal.VOCABULARY)
     expect = table.lookup("fsdax-ext4", "mapped-disable").values
-    assert removal.check_removal(obs(), expect) == []
-    done = removal.check_removal(obs(command={"ok": True, "status": 0},
-                                     state_after="fsdax disabled"), expect)
+    assert failures(removal.removal_checks(obs(), expect)) == []
+    done = failures(removal.removal_checks(obs(command={"ok": True, "status": 0},
+                                     state_after="fsdax disabled"), expect))
     assert [m.name for m in done] == ["removal", "namespace after the removal"]
-    lost = removal.check_removal(obs(data_intact=False,
-                                     touched={"sigbus": True, "si_code": "BUS_ADRERR"}), expect)
+    lost = failures(removal.removal_checks(obs(data_intact=False,
+                                     touched={"sigbus": True, "si_code": "BUS_ADRERR"}), expect))
     assert [m.name for m in lost] == ["the old mapping", "data"]
-    silent = removal.check_removal(obs(touched=None), expect)
+    silent = failures(removal.removal_checks(obs(touched=None), expect))
     assert [m.name for m in silent] == ["the old mapping"] and "no answer" in str(silent[0])
 
 
@@ -51,13 +52,13 @@ def test_revocation_expected_for_devdax():
                   touched={"sigbus": True, "si_code": "BUS_ADRERR", "pass": "read",
                            "read_sigbus": True, "read_pages_ok": 0})
     revoked.pop("data_intact")
-    assert removal.check_removal(revoked, expect) == []
+    assert failures(removal.removal_checks(revoked, expect)) == []
     still = dict(revoked, touched={"sigbus": False, "read_sigbus": False})
-    assert [m.name for m in removal.check_removal(still, expect)] == [
+    assert [m.name for m in failures(removal.removal_checks(still, expect))] == [
         "the old mapping", "reading the old mapping"]
     assert "SIGBUS BUS_ADRERR on read" in removal.describe_removal(revoked)
     old_workload = dict(revoked, touched={"sigbus": True, "si_code": "BUS_ADRERR"})
-    assert "older nvh-pin" in str(removal.check_removal(old_workload, expect)[0])
+    assert "older nvh-pin" in str(failures(removal.removal_checks(old_workload, expect))[0])
 
 
 def test_fsdax_unbind_reads_stale_and_faults_on_write():
@@ -69,28 +70,28 @@ def test_fsdax_unbind_reads_stale_and_faults_on_write():
                          "read_sigbus": False, "read_pages_ok": 512,
                          "read_pages_as_written": 512, "pages": 512},
              "umount": {"ok": True, "status": 0}}
-    assert removal.check_removal(stale, expect) == []
+    assert failures(removal.removal_checks(stale, expect)) == []
     assert "reads ok (512 of 512 pages as written before), SIGBUS BUS_ADRERR on write" in \
         removal.describe_removal(stale)
     other = dict(stale, touched={**stale["touched"], "read_pages_as_written": 3})
-    assert [str(m) for m in removal.check_removal(other, expect)] == [
-        str(removal.Mismatch("reading the old mapping",
-                             "every page still reads the bytes stored before", "readable"))]
+    assert [str(m) for m in failures(removal.removal_checks(other, expect))] == [
+        "reading the old mapping: expected every page still reads the bytes stored before, "
+        "observed readable"]
     # readable is satisfied by old data too
-    assert removal.check_removal(stale, dict(expect, read_after="readable")) == []
+    assert failures(removal.removal_checks(stale, dict(expect, read_after="readable"))) == []
     zapped = dict(stale, touched={**stale["touched"], "pass": "read", "read_sigbus": True})
-    assert [m.name for m in removal.check_removal(zapped, expect)] == [
+    assert [m.name for m in failures(removal.removal_checks(zapped, expect))] == [
         "reading the old mapping"]
 
 
 def test_inflight_io_corruption_and_hang():
     expect = {"command": "ok", "io": "full_or_error"}
     ok = {"command": {"ok": True}, "io": {"full": False, "corrupt": False, "detail": "EIO"}}
-    assert removal.check_removal(ok, expect) == []
+    assert failures(removal.removal_checks(ok, expect)) == []
     bad = dict(ok, io={"full": True, "corrupt": True, "detail": "mismatch at 4096"})
-    assert [m.name for m in removal.check_removal(bad, expect)] == ["in-flight O_DIRECT"]
+    assert [m.name for m in failures(removal.removal_checks(bad, expect))] == ["in-flight O_DIRECT"]
     hung = dict(ok, hung=True, action_s=90)
-    assert removal.check_removal(hung, expect)[0].name == "removal"
+    assert failures(removal.removal_checks(hung, expect))[0].name == "removal"
 
 
 def test_action_commands():
@@ -108,14 +109,14 @@ def test_sigsegv_on_touch_is_neither_intact_nor_sigbus():
     segv = {"event": "touched", "sigbus": False, "signal": "SIGSEGV", "si_code": "SEGV_MAPERR",
             "pass": "write", "read_sigbus": False, "read_pages_ok": 512, "pages": 512}
     refused = table.lookup("fsdax-ext4", "mapped-disable").values
-    [m] = removal.check_removal(obs(touched=segv), refused)
+    [m] = failures(removal.removal_checks(obs(touched=segv), refused))
     assert m.name == "the old mapping" and m.observed == "sigsegv"
     revoked = table.lookup("devdax-2M", "mapped-disable").values
     segv_on_read = dict(segv, pass_="read")
     segv_on_read.update({"pass": "read", "read_pages_ok": 0})
-    names = [m.name for m in removal.check_removal(
+    names = [m.name for m in failures(removal.removal_checks(
         obs(command={"ok": True, "status": 0}, state_after="devdax disabled",
-            touched=segv_on_read), revoked)]
+            touched=segv_on_read), revoked))]
     assert names == ["the old mapping", "reading the old mapping"]
     assert "SIGSEGV SEGV_MAPERR on read" in removal.describe_removal(obs(touched=segv_on_read))
 
@@ -140,10 +141,10 @@ def test_umount_after_unbind_is_judged():
                            "pass": "write", "read_sigbus": False, "read_pages_ok": 512,
                            "read_pages_as_written": 512, "pages": 512},
                "umount": {"ok": True, "status": 0}}
-    assert removal.check_removal(unbound, expect) == []
+    assert failures(removal.removal_checks(unbound, expect)) == []
     killed = dict(unbound, umount={"ok": False, "status": 137, "errno": None,
                                    "stderr": "Killed"})
-    [m] = removal.check_removal(killed, expect)
+    [m] = failures(removal.removal_checks(killed, expect))
     assert m.name == "umount" and m.observed == "status 137: Killed"
 
 

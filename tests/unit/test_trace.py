@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import trace
+from harness.checks import failures
 from harness.ssh import CommandResult
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trace"
@@ -93,14 +94,14 @@ HUGE = {"pmd_nopage": ">=32", "pmd_fallback": 0}
 
 
 def test_pmd_faults_that_map_pmds_pass():
-    assert trace.check_pmd_faults(load("ext4-write-prefaulted-64M-nopage.txt").counts(),
-                                  HUGE) == []
+    assert failures(trace.pmd_checks(load("ext4-write-prefaulted-64M-nopage.txt").counts(),
+                                  HUGE)) == []
 
 
 def test_fallback_to_pte_faults_fails_with_counts_and_an_excerpt():
     cap = load("xfs-default-read-untouched-4M-fallback.txt",
                ("fs_dax:dax_pmd_fault", "fs_dax:dax_pmd_fault_done"))
-    mismatches = trace.check_pmd_faults(cap.counts(), {"pmd_nopage": ">0", "pmd_fallback": 0})
+    mismatches = failures(trace.pmd_checks(cap.counts(), {"pmd_nopage": ">0", "pmd_fallback": 0}))
     assert [str(m) for m in mismatches] == [
         "fs_dax:dax_pmd_fault_done with result NOPAGE: expected >0, observed 0 "
         "(2 PMD faults: NOPAGE 0, FALLBACK 2)",
@@ -117,13 +118,13 @@ def test_no_pmd_fault_at_all_is_a_failure_naming_the_pte_faults():
         (DATA / "ext4-write-untouched-4K.txt").read_text().replace("dax_pmd_fault_done",
                                                                   "dax_pmd_other"),
         EVENTS).counts()
-    [m] = trace.check_pmd_faults(counts, HUGE)
+    [m] = failures(trace.pmd_checks(counts, HUGE))
     assert m.expected == ">=32"
     assert m.observed == "0 (0 PMD faults: NOPAGE 0, FALLBACK 0; 1 PTE faults)"
 
 
 def test_cells_without_pmd_expectations_are_not_judged():
-    assert trace.check_pmd_faults({}, {"transfer": "full"}) == []
+    assert failures(trace.pmd_checks({}, {"transfer": "full"})) == []
 
 
 # -- capture(): the tracefs commands, and cleanup when the block fails ----------------------
