@@ -27,7 +27,6 @@ from .errors import (
 )
 from .guest_options import SERIES_FLAGS, GuestOptions, add_guest_options
 from .image import ensure_image, image_dir, load_recipe
-from .prepare import kernel_choice, prepare, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTCASES = ROOT / "testcases"
@@ -127,6 +126,13 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _prep():
+    """harness.prepare, imported by the commands that boot (it pulls in paramiko: `scan`,
+    `compare` and `report` start faster without it)."""
+    from . import prepare
+    return prepare
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -163,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .shard import parse_shard
 
     options = _options(args)
-    validate(options)
+    _prep().validate(options)
     jobs = _jobs(args.jobs)
     shard = parse_shard(args.shard) if args.shard is not None else None
     results_dir = Path(args.results) if args.results else None
@@ -173,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.keyword is not None:
         _check_keyword(args.keyword)
     started = time.monotonic()
-    config = prepare(options)
+    config = _prep().prepare(options)
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
     if results_dir is None:
         from .results import new_run_id
@@ -311,7 +317,7 @@ def _booted_guest(args: argparse.Namespace):
     results = Path(args.results) if args.results else \
         ROOT / "results" / f"{args.command}-{new_run_id()}"
     _check_results_dir(results)
-    config = prepare(_options(args))
+    config = _prep().prepare(_options(args))
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
     return Guest(config, console_sink=results / "console.log")
 
@@ -366,12 +372,12 @@ def cmd_qemu_cmd(args: argparse.Namespace) -> int:
     from .qemu import GuestFiles, build_argv, free_loopback_port
 
     options = _options(args)
-    profile = validate(options)
+    profile = _prep().validate(options)
     recipe = load_recipe(options.recipe)
     entry = image_dir(recipe)
     # Boots nothing: show the image paths whether or not the image is built yet.
     image = image_at(entry, {"recipe": recipe.name})
-    kernel = kernel_choice(options, image)
+    kernel = _prep().kernel_choice(options, image)
     requested = options.accel or profile.accel
     if requested == "auto":
         cached = cached_verdict(kernel.kernel)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -19,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import interrupt, progress
+from . import interrupt, kmsg, progress
 from .accel import AccelChoice
 from .console import boot_banner, mark_text, slice_between_marks
 from .errors import BootError, HarnessError
@@ -36,7 +35,6 @@ BASE_CMDLINE = (
     "console=ttyS0,115200 root=/dev/vda rw init=/sbin/nvh-init panic=-1 net.ifnames=0 "
     "printk.devkmsg=on log_buf_len=4M mitigations=off"
 )
-PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
 READY_MARKER = "nvh: guest ready"
 
 
@@ -190,9 +188,8 @@ class Guest:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         if lines:
             step.note(f"console: {lines[-1].strip()[:100]}", every_s=10)
-        panic = PANIC_RE.search(text)
-        if panic:
-            return f"boot failed: kernel panic: {panic.group(0).strip()}"
+        if "Kernel panic" in text and (panic := kmsg.first_panic(text)):
+            return f"boot failed: kernel panic: {panic.header.strip()}"
         if self.machine is None or not self.machine.is_running():
             status = self.machine.proc.returncode if self.machine and self.machine.proc else "?"
             detail = self.machine.stderr_tail() if self.machine else ""

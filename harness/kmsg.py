@@ -1,50 +1,37 @@
-"""Find kernel bug reports (oopses, WARNINGs, sanitizer reports, lockups, panics) in a kernel log.
+"""Find kernel bug reports (oopses, WARNINGs, sanitizer, lockdep, hang and memory reports) in a log.
 
 ``scan_kernel_log(text)`` reads console output, ``dmesg`` output or a journal excerpt and returns
-one :class:`Finding` per kernel report, in log order. The recognised reports are rows of
-``PATTERNS`` below, modelled on syzkaller's pkg/report/linux.go and LKP's etc/oops-pattern, with
-formats checked against the kernel's own documentation (dev-tools/kasan, kfence, kcsan, kmsan,
-ubsan; locking/lockdep-design; RCU/stallwarn).
+one :class:`Finding` per kernel report, in log order. The recognised reports are the rows of
+``PATTERNS`` below, one table for every caller (the suite's verdicts, the boot-failure message,
+the report's log excerpts, ``nvdimm-harness scan``).
 
-Title rules
------------
-A title is "<report type> in <first meaningful function>" and must be stable across boots: it
-never holds addresses, ``+0x1f/0x40`` offsets, pids, CPU numbers or timestamps.
+Report classes
+--------------
+sanitizers (KASAN, KFENCE, KMSAN, KCSAN, UBSAN); oopses of x86, arm, arm64, powerpc and riscv
+(page faults and NULL dereferences, general protection and stack segment faults, invalid
+opcode, divide error, double fault, ``kernel BUG at``, arm's ``Internal error:`` and
+``Unhandled fault:``); ``WARNING:`` splats of every format since 2.6 (with refcount, list,
+ODEBUG, kobject, usercopy and lockdep-internal variants); lockdep (circular, recursive, irq
+inversion, safe->unsafe, inconsistent lock state, bad unlock balance, held lock freed, locks
+held at exit or on return to user space, suspicious RCU usage, non-static keys, invalid wait
+context), in the bracketed headers of 4.x and the current ones; hung tasks (``blocked for
+more than``, ``blocked in I/O wait for more than``, ``can't die``), soft and hard lockups
+(with or without the ``NMI watchdog:`` prefix), RCU stalls, workqueue lockups; sleeping in
+atomic context, preemption and spinlock debugging; memory (kmemleak, SLUB's ``BUG <cache>``
+reports, bad page state/map, rss counters, busy inodes, dentries in use, ``VFS: Close: file
+count is 0``, ``unregister_netdevice: waiting``); and ``Kernel panic - not syncing``.
 
-* FUNC, the first meaningful function, is looked for in the places a row lists, in order:
-  ``header`` (the function printed in the report's first line: WARNING, KASAN, KFENCE, KMSAN),
-  ``rip`` (``RIP: 0010:func+0x1f/0x40 [mod]``), ``at`` (the lock site printed after a lockdep
-  marker such as "is trying to acquire lock:") and ``trace`` (the frames after "Call Trace:").
-  Generic frames are passed over (``_SKIP``: dump_stack, __warn, report_bug, kasan_*, ubsan_*,
-  panic, lock_acquire, schedule, mutex_lock*, wait_for_completion*, memcpy, ... plus a row's own
-  ``skip``), and so are unreliable ``? func`` frames. Module tags (``[nd_pmem]``) and compiler
-  suffixes (``.cold``, ``.isra.0``, ``.constprop.0``, ``.part.0``) are dropped. When no function
-  is found the title simply ends before " in".
-* Oopses: "<the header's own words, up to its address or error code> in FUNC", FUNC from RIP:
-    ``BUG: unable to handle page fault for address: ffffea0004000034``
-        -> ``BUG: unable to handle page fault in unpin_user_page_range_dirty_lock``
-    ``BUG: kernel NULL pointer dereference, address: 0000000000000008``
-        -> ``BUG: kernel NULL pointer dereference in dax_disassociate_entry``
-    ``general protection fault, probably for non-canonical address 0x...: 0000 [#1] ...``
-        -> ``general protection fault in FUNC`` (kind ``gpf``)
-    ``kernel BUG at mm/filemap.c:1616!`` -> ``BUG: kernel BUG in FUNC`` (kind ``bug``)
-    ``Oops: 0000 [#1] ...`` with no ``BUG:`` line before it -> ``Oops in FUNC``
-* Other kinds, by example:
-    ``WARNING in FUNC``                       ``refcount_t: underflow; use-after-free in FUNC``
-    ``KASAN: use-after-free Read in FUNC``    ``KFENCE: use-after-free read in FUNC``
-    ``KMSAN: uninit-value in FUNC``           ``KCSAN: data-race in FUNC1 / FUNC2``
-    ``UBSAN: shift-out-of-bounds in FUNC`` (or in the source file when no trace names one)
-    ``possible circular locking dependency in FUNC`` and the other lockdep reports, FUNC being
-    the lock site lockdep prints    ``INFO: task hung in FUNC``    ``BUG: soft lockup in FUNC``
-    ``BUG: hard lockup in FUNC``    ``INFO: rcu detected stall in FUNC``
-    ``BUG: sleeping function called from invalid context in FUNC``    ``list_del corruption in
-    FUNC``    ``memory leak in FUNC``    ``BUG: Bad page state (nonzero mapcount)``
-* Free text (panic messages, unknown ``BUG:``/``WARNING:`` lines, KCSAN's function list) is
-  normalised: hex numbers (``0x...`` or 8+ hex digits) become ``ADDR``, other numbers ``NUM``:
-    ``Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)``
-        -> ``panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)``
-  Fixed kernel wording keeps its digits ("refcount_t: addition on 0", "fs/9p/..."), and any
-  title still holding a hex number gets ``ADDR`` as a last safety net.
+Titles
+------
+Titles follow the convention syzbot and lore use (syzkaller's pkg/report/linux.go), so a title
+can be pasted into their search: ``KASAN: use-after-free Read in FUNC``, ``WARNING in FUNC``,
+``BUG: unable to handle kernel paging request in FUNC``, ``general protection fault in FUNC``,
+``kernel BUG in FUNC``, ``possible deadlock in FUNC``, ``INFO: task hung in FUNC``,
+``BUG: soft lockup in FUNC``, ``INFO: rcu detected stall in FUNC``, ``memory leak in FUNC``,
+``kernel panic: MESSAGE``. How FUNC is found is :mod:`harness.kmsg_frames`. A title never holds
+addresses, offsets, pids, CPU numbers or line numbers (numbers left in free text become NUM),
+so known_failures.yaml and ``compare`` can key on it across boots and kernels. When no function
+is found the title ends before " in".
 
 Report boundaries
 -----------------
@@ -53,25 +40,29 @@ marker, or else to the end of its call trace (plus trailers such as ``---[ end t
 register dumps and ``Modules linked in:``), or to the next report's header, whichever is first.
 Headers a row ``absorbs`` continue it instead (the ``Oops:`` line after ``BUG: unable to
 handle...``; the ``WARNING:`` that ``refcount_t:`` and list corruption are printed with), and a
-row that ``refines`` another takes over that report when its line turns up inside it, so a
-refcount warning is one ``refcount`` finding, not a ``warning`` too. A ``Kernel panic`` line is
-always a finding of its own, even inside another report: a panic ends the guest and callers look
-for ``kind == "panic"`` to name the crash.
+row that ``refines`` another takes over that report when its line turns up inside it. A
+``Kernel panic`` line is always a finding of its own, even inside another report: a panic ends
+the guest and callers look for ``kind == "panic"`` to name the crash. A plain printk that starts
+with ``WARNING:`` or ``INFO:`` is not a report unless a stack trace follows it (a ``WARN()``
+prints ``WARNING: CPU: N PID: M at file:line function`` and a trace).
 
 Log formats: timestamps ``[   12.345678]``, printk caller ids ``[T123]``/``[C0]``, syslog ``<4>``,
 ``dmesg -x`` (``kern  :warn  : ``), journal (``Nov 22 10:00:00 host kernel: ``), ``/dev/kmsg``
-records, ``\\r`` and ANSI escapes. In a log where some lines carry a kernel prefix, lines without
-one are userspace chatter: they never start a report and are left out of reports. With caller ids,
-a report only takes lines from its own printk context (any CPU context, for RCU stalls and hard
-lockups whose backtraces come from NMIs on other CPUs). Dumps that are not bug reports (sysrq
-``w``/``t``/``l``, "Showing all locks held") have no header in ``PATTERNS`` and give nothing.
+records, ``\\r`` and ANSI escapes, two printks merged on one console line. In a log where some
+lines carry a kernel prefix, lines without one are userspace chatter: they never start a report
+and are left out of reports. With caller ids, a report only takes lines from its own printk
+context (any CPU context, for RCU stalls and hard lockups whose backtraces come from NMIs on
+other CPUs). Dumps that are not bug reports (sysrq ``w``/``t``/``l``, "Showing all locks held")
+have no header in ``PATTERNS`` and give nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from .kmsg_frames import AT, CALL_TRACE, HEADER, PC_FUNC, RIP, TRACE, WARN_RIP, Frames, words
 
 __all__ = [
     "IGNORE",
@@ -87,7 +78,7 @@ __all__ = [
 KINDS = (
     "panic", "oops", "gpf", "bug", "warning", "kasan", "ubsan", "kmsan", "kfence", "kcsan",
     "lockdep", "hung_task", "soft_lockup", "hard_lockup", "rcu_stall", "refcount", "bad_page",
-    "list_corruption", "kmemleak", "sleep_in_atomic",
+    "list_corruption", "kmemleak", "sleep_in_atomic", "slab",
 )
 
 
@@ -97,9 +88,15 @@ class Finding:
     title: str  # stable across boots, see the module docstring
     line: int  # 1-based line of the report's header in the scanned text
     text: str  # the report's lines, prefixes stripped
+    frame: str = ""  # the function the title names, "" when it names none
+
+    @property
+    def header(self) -> str:
+        return self.text.split("\n", 1)[0]
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "title": self.title, "line": self.line}
+        return {"kind": self.kind, "title": self.title, "frame": self.frame, "line": self.line,
+                "log_line": self.header}
 
 
 @dataclass(frozen=True)
@@ -110,16 +107,15 @@ class Pattern:
     kind: str
     start: re.Pattern[str]  # re.match-ed against the prefix-stripped line
     title: str  # str.format template: start's named groups, details, {func}
-    funcs: tuple[str, ...] = ("rip", "trace")  # where {func} comes from, see the docstring
-    skip: re.Pattern[str] | None = None  # frames to pass over besides _SKIP
-    at: re.Pattern[str] | None = None  # lockdep marker whose next lines hold the lock site
+    title_if: tuple[tuple[re.Pattern[str], str], ...] = ()  # (line in the report, title) first
+    frames: Frames | None = None  # where {func} comes from
     details: tuple[re.Pattern[str], ...] = ()  # one named group each, searched in the report
     fallback: str = ""  # start group for {func} when no function is found (a source file)
     end: re.Pattern[str] | None = None  # the report's last line
+    end_after: re.Pattern[str] | None = None  # `end` only counts once this line was seen
     multi_trace: bool = False  # several traces (sanitizers): only `end` closes the report
-    bare_frames: bool = False  # frames follow the header without a "Call Trace:" line
     cross_cpu: bool = False  # takes lines from every CPU context (NMI backtraces)
-    free_text: tuple[str, ...] = ()  # start groups holding arbitrary text: numbers -> NUM
+    needs_trace: bool = False  # a report only with a stack trace (plain printks look alike)
     absorbs: tuple[str, ...] = ()  # pattern names that continue this report
     refines: tuple[str, ...] = ()  # pattern names whose report this row takes over
     max_lines: int = 300
@@ -130,169 +126,321 @@ _EQ = r"^={20,}\s*$"  # sanitizers print a ruler of '=' before and after a repor
 _END_TRACE = r"^---\[ end trace"  # print_oops_end_marker()
 
 
-def _alt(*regexes: str) -> str:
-    return "|".join(f"(?:{r})" for r in regexes)
-
-
-def _pat(name: str, kind: str, start: str, title: str, *, skip: str = "", at: str = "",
-         details: Sequence[str] = (), end: str = "", **kw) -> Pattern:
+def _pat(name: str, kind: str, start: str, title: str, *, details: Sequence[str] = (),
+         end: str = "", end_after: str = "", title_if: Sequence[tuple[str, str]] = (),
+         **kw) -> Pattern:
     return Pattern(
         name=name, kind=kind, start=re.compile(start.replace("{FUNC}", _FUNC)), title=title,
-        skip=re.compile(skip) if skip else None, at=re.compile(at) if at else None,
+        title_if=tuple((re.compile(rx, re.M), t) for rx, t in title_if),
         details=tuple(re.compile(d, re.M) for d in details),
-        end=re.compile(end) if end else None, **kw)
+        end=re.compile(end) if end else None,
+        end_after=re.compile(end_after, re.M) if end_after else None, **kw)
 
 
-# Frames to pass over, per report type (the generic list is _SKIP, after the table).
-_FREE = _alt(r"k?v?free\w*", r"_*kmem_cache_free\w*", r"_*slab_free\w*", r"do_slab_free",
-             r"vunmap\w*", r"kfree_\w+", r"__free_\w+")
-_ALLOC = _alt(r"_*k[mzc]alloc\w*", r"krealloc\w*", r"_*kv[mz]alloc\w*", r"_*v[mz]?alloc\w*",
-              r"_*kmem_cache_alloc\w*", r"_*slab_\w+", r"_*kmemleak_\w+", r"create_object\w*",
-              r"kstrn?dup\w*", r"kmemdup\w*", r"kv?asprintf", r"_*alloc_pages\w*",
-              r"__get_free_pages", r"mempool_alloc\w*", r"_*alloc_percpu\w*", r"pcpu_alloc",
-              r"might_alloc")
-_IRQ = _alt(r"_*nmi_\w+", r"\w+_nmi", r"\w*hrtimer\w*", r"tick_\w+", r"update_process_times",
-            r"watchdog_\w+", r"_*irq_\w+", r"handle_\w*irq\w*", r"do_idle", r"cpu_startup_entry",
-            r"default_idle\w*", r"arch_cpu_idle\w*", r"cpuidle_\w+", r"native_safe_halt",
-            r"start_secondary", r"secondary_startup\w*", r"smp_call_function\w*")
-_RCU = _alt(r"_*rcu_\w+", _IRQ)
-_LOCKDEP_AT = r"(?:(?:is trying to acquire|just changed the state of) lock:|takes:)\s*$"
+# Frame recipes shared by several rows (see harness.kmsg_frames).
+_RIP_TRACE = Frames((RIP, CALL_TRACE, TRACE))
+_RIP_ONLY = Frames((RIP,))
+_CALLS = Frames((CALL_TRACE, TRACE))
+_STALL = Frames((RIP, CALL_TRACE, TRACE), pick="stall")
+
+
+def _warn(*skip: str) -> Frames:
+    """WARN(): the function on the RIP line, else the first one in the call trace."""
+    return Frames((WARN_RIP, TRACE), fallbacks=((CALL_TRACE, TRACE),),
+                  skip=words(*skip) if skip else None)
+
+
+def _lock_site(*markers: str, at: re.Pattern[str] = AT) -> Frames:
+    """The lock site lockdep printed after the last marker, as printed (generic or not)."""
+    return Frames((*(re.compile(m) for m in markers), at), generic=False)
+
+
+_LOCKS = words("lock_sock", "release_sock")
+# kmemleak: the caller of the allocation, below every allocator.
+_LEAK = Frames((re.compile(r"backtrace(?: \(crc [0-9a-f]*\))?:"), TRACE), skip=words(
+    "kmemleak", "mmap", "kmem", "slab", "alloc", "create_object", "idr_get", "list_lru_init",
+    "kasprintf", "kvasprintf", "pcpu_create", "strdup", "strndup", "memdup"))
+_SLAB_INFO = r"INFO: (?P<what>Allocated|Freed) in {FUNC}"
+_WARN_HEAD = r"(?:\[ )?WARNING: "
 
 PATTERNS: tuple[Pattern, ...] = (
     # -- sanitizers: '====' ruler, then several traces (access, alloc, free), then '===='
+    _pat("kasan", "kasan", r"BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free)"
+         r" in {FUNC}", "KASAN: invalid-free in {func}",
+         frames=Frames((HEADER, CALL_TRACE, TRACE),
+                       skip=words("slab_", "kfree", "vunmap", "vfree")),
+         end=_EQ, end_after=r"Call Trace|Memory state around", multi_trace=True,
+         absorbs=("slab", "slab_info", "info_text")),
     _pat("kasan", "kasan", r"BUG: KASAN: (?P<type>[\w-]+) in {FUNC}",
-         "KASAN: {type} {access} in {func}", funcs=("header", "trace"), skip=_FREE,
-         details=[r"^(?P<access>Read|Write) of size"], end=_EQ, multi_trace=True),
-    _pat("kfence", "kfence", r"BUG: KFENCE: (?P<type>[\w -]+?) in {FUNC}",
-         "KFENCE: {type} in {func}", funcs=("header", "trace"), bare_frames=True, end=_EQ,
-         multi_trace=True),
+         "KASAN: {type} {access} in {func}",
+         frames=Frames((HEADER, CALL_TRACE, TRACE), skip=words(
+             "kernel_fault", "tag_check", "mem_abort", "^el1_", "^el1h_")),
+         details=[r"^(?P<access>Read|Write) (?:of size|at addr)"], end=_EQ,
+         end_after=r"Call Trace|Memory state around", multi_trace=True,
+         absorbs=("slab", "slab_info", "info_text")),
+    _pat("kasan", "kasan", r"BUG: KASAN: (?P<type>[\w-]+) on address", "KASAN: {type} {access}",
+         details=[r"^(?P<access>Read|Write) of size"], end=_EQ,
+         end_after=r"Call Trace|Memory state around", multi_trace=True,
+         absorbs=("slab", "slab_info", "info_text")),
+    _pat("kfence", "kfence",
+         r"BUG: KFENCE: (?P<type>use-after-free (?:read|write)|out-of-bounds (?:read|write)|"
+         r"invalid (?:read|write)|invalid free|memory corruption) in {FUNC}",
+         "KFENCE: {type} in {func}", frames=Frames((HEADER, TRACE)), end=_EQ, multi_trace=True),
     _pat("kmsan", "kmsan", r"BUG: KMSAN: (?P<type>[\w-]+) in {FUNC}", "KMSAN: {type} in {func}",
-         funcs=("header", "trace"), bare_frames=True, end=_EQ, multi_trace=True),
+         frames=Frames((TRACE, re.compile(r"Local variable .* created at:|Uninit was created at:"),
+                        TRACE),
+                       skip=words("alloc_skb", "netlink_ack", "netlink_rcv_skb", "_encrypt$",
+                                  "^(?:crypto|cipher|drbg|rng)_")),
+         end=_EQ, multi_trace=True),
     # KCSAN names both racing functions in its header, already in a stable order.
-    _pat("kcsan", "kcsan", r"BUG: KCSAN: (?P<msg>.+)", "KCSAN: {msg}", funcs=(), end=_EQ,
-         multi_trace=True, free_text=("msg",)),
+    _pat("kcsan", "kcsan", r"BUG: KCSAN: (?P<msg>.+)", "KCSAN: {msg}", end=_EQ, multi_trace=True),
+    _pat("ubsan", "ubsan", r"UBSAN: Undefined behaviour in (?P<src>\S+)",
+         "UBSAN: undefined-behaviour in {func}", frames=Frames(
+             (CALL_TRACE, TRACE), skip=words("ubsan", "overflow")),
+         fallback="src", end=_EQ, multi_trace=True),
     _pat("ubsan", "ubsan", r"UBSAN: (?P<type>[\w -]+?) in (?P<src>\S+)", "UBSAN: {type} in {func}",
-         funcs=("trace",), fallback="src", end=_EQ, multi_trace=True),
-    # -- oopses (arch/x86/mm/fault.c, traps.c); an "Oops: ... [#1]" line follows the BUG: line
+         frames=Frames((CALL_TRACE, TRACE), skip=words("ubsan", "overflow")), fallback="src",
+         end=_EQ, multi_trace=True),
+    # -- oopses. x86 (arch/x86/mm/fault.c, traps.c): an "Oops: ... [#1]" line follows BUG:;
+    # powerpc says "Unable to handle kernel data access"; arm and arm64 print "Unable to handle
+    # kernel ..." then "Internal error: Oops: ..." (arch/arm*/mm/fault.c, kernel/traps.c).
     _pat("page_fault", "oops",
-         r"BUG: (?P<msg>unable to handle (?:page fault|kernel paging request|kernel NULL pointer "
-         r"dereference)|kernel NULL pointer dereference|kernel tried to execute NX-protected page"
-         r"|(?:TASK )?stack guard page was hit)\b",
-         "BUG: {msg} in {func}", absorbs=("oops_marker",), end=_END_TRACE),
-    _pat("gpf", "gpf", r"(?:Oops: )?general protection fault\b",
-         "general protection fault in {func}", absorbs=("oops_marker",), end=_END_TRACE),
-    _pat("gpf", "gpf", r"(?:Oops: )?stack segment: \w+ \[#\d+\]",
-         "stack segment fault in {func}", end=_END_TRACE),
-    _pat("invalid_opcode", "oops", r"(?:Oops: )?invalid opcode: \w+ \[#\d+\]",
-         "invalid opcode in {func}", end=_END_TRACE),
-    _pat("divide_error", "oops", r"(?:Oops: )?divide error: \w+ \[#\d+\]",
-         "divide error in {func}", end=_END_TRACE),
-    _pat("double_fault", "oops", r"PANIC: double fault", "PANIC: double fault in {func}",
+         r"BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer "
+         r"dereference|Kernel NULL pointer dereference)",
+         "BUG: unable to handle kernel NULL pointer dereference in {func}", frames=_RIP_TRACE,
+         absorbs=("oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("page_fault", "oops",
+         r"BUG: (?:unable to handle (?:kernel paging request|page fault for address)|"
+         r"Unable to handle kernel data access)",
+         "BUG: unable to handle kernel paging request in {func}", frames=_RIP_TRACE,
+         absorbs=("oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("page_fault", "oops",
+         r"Unable to handle kernel (?P<what>paging request|NULL pointer dereference|access to "
+         r"user memory)", "BUG: unable to handle kernel {what} in {func}", frames=_RIP_TRACE,
+         absorbs=("oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("page_fault", "oops", r"Unable to handle kernel (?P<msg>.+)", "Unable to handle kernel "
+         "{msg}", absorbs=("oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("stack_guard", "oops", r"BUG: (?:TASK )?stack guard page was hit at",
+         "BUG: stack guard page was hit in {func}", frames=_STALL,
+         absorbs=("oops_marker",), end=_END_TRACE),
+    _pat("gpf", "gpf", r"(?:Oops: )?general protection fault\b.*:",
+         "general protection fault in {func}", frames=_RIP_TRACE, absorbs=("oops_marker",),
          end=_END_TRACE),
-    _pat("oops_marker", "oops", r"Oops: .*\[#\d+\]", "Oops in {func}", end=_END_TRACE),
-    # BUG() prints "kernel BUG at", then traps as "invalid opcode".
-    _pat("kernel_bug", "bug", r"kernel BUG at (?P<src>\S+?):\d+!?", "BUG: kernel BUG in {func}",
-         fallback="src", absorbs=("invalid_opcode", "oops_marker"), end=_END_TRACE),
-    # -- WARN(): 6.1 format, 6.12+ format, pre-4.x format
+    _pat("gpf", "gpf", r"(?:Oops: )?stack segment: \w+ \[#\d+\]",
+         "stack segment fault in {func}", frames=_RIP_TRACE, end=_END_TRACE),
+    _pat("invalid_opcode", "oops", r"(?:Oops: )?invalid opcode: \w+ \[#\d+\]",
+         "invalid opcode in {func}", frames=_RIP_ONLY, end=_END_TRACE),
+    _pat("divide_error", "oops", r"(?:Oops: )?divide[ _]error: \w+ \[#\d+\]",
+         "divide error in {func}", frames=_RIP_ONLY, end=_END_TRACE),
+    _pat("double_fault", "oops", r"PANIC: double fault", "PANIC: double fault in {func}",
+         frames=_RIP_ONLY, end=_END_TRACE),
+    _pat("unhandled_fault", "oops", r"Unhandled fault: ", "Unhandled fault in {func}",
+         frames=_RIP_TRACE, absorbs=("oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("internal_error", "oops", r"Internal error: ", "Internal error in {func}",
+         frames=_RIP_TRACE, end=_END_TRACE),
+    _pat("oops_marker", "oops", r"Oops: .*\[#\d+\]", "Oops in {func}", frames=_RIP_TRACE,
+         end=_END_TRACE),
+    # BUG() prints "kernel BUG at", then traps as "invalid opcode" (arm: "Internal error").
+    _pat("kernel_bug", "list_corruption", r"kernel BUG at lib/list_debug\.c",
+         "BUG: corrupted list in {func}", frames=_CALLS,
+         absorbs=("invalid_opcode", "oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("kernel_bug", "bug", r"kernel BUG at mm/usercopy\.c", "BUG: bad usercopy in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("usercopy", "__check")),
+         absorbs=("invalid_opcode", "oops_marker", "internal_error"), end=_END_TRACE),
+    _pat("kernel_bug", "bug", r"kernel BUG at (?P<src>\S+?):\d+!?", "kernel BUG in {func}",
+         frames=Frames((RIP, CALL_TRACE, TRACE), skip=words("^skb_")), fallback="src",
+         absorbs=("invalid_opcode", "oops_marker", "internal_error"), end=_END_TRACE),
+    # -- WARN(): by the file that warned (syzkaller's variants), then any file. Formats:
+    # "WARNING: CPU: 0 PID: 1 at file:line func+0x.." (3.x-6.x), "WARNING: file:line at func,
+    # CPU#0" and "WARNING: file:line at 0x.., CPU#0" (newer), "WARNING: at file:line func()" (2.6).
+    _pat("warning", "warning", _WARN_HEAD + r".*lib/debugobjects\.c",
+         "WARNING: ODEBUG bug in {func}",
+         frames=_warn("debug_", "rcu", "hrtimer_", "timer_", "work_", "percpu_", "vunmap",
+                      "vfree", "__free_", "debug_check", "kobject_"), end=_END_TRACE),
+    _pat("warning", "warning", _WARN_HEAD + r".*mm/usercopy\.c", "WARNING: bad usercopy in {func}",
+         frames=_warn("usercopy", "__check"), end=_END_TRACE),
+    _pat("warning", "warning", _WARN_HEAD + r".*lib/kobject\.c", "WARNING: kobject bug in {func}",
+         frames=_warn("kobject_"), end=_END_TRACE),
+    _pat("warning", "warning", _WARN_HEAD + r".*fs/proc/generic\.c",
+         "WARNING: proc registration bug in {func}", frames=_warn("proc_"), end=_END_TRACE),
+    _pat("warning", "refcount", _WARN_HEAD + r".*lib/refcount\.c",
+         "WARNING: refcount bug in {func}",
+         frames=_warn("refcount", "kobject_"), end=_END_TRACE),
+    _pat("warning", "lockdep", _WARN_HEAD + r".*kernel/locking/lockdep\.c.*lock_",
+         "WARNING: locking bug in {func}", frames=_warn("lock_sock", "release_sock"),
+         end=_END_TRACE),
+    _pat("warning", "list_corruption", _WARN_HEAD + r".*lib/list_debug\.c", "WARNING in {func}",
+         frames=_warn(), end=_END_TRACE),
+    _pat("warning", "warning", _WARN_HEAD + r".*mm/vmalloc\.c.*__vmalloc_node",
+         "WARNING: zero-size vmalloc in {func}", frames=_warn(), end=_END_TRACE),
+    _pat("warning", "warning", _WARN_HEAD + r".*mm/.*\.c.* k?.?malloc",
+         "WARNING: kmalloc bug in {func}",
+         frames=_warn("kmalloc", "krealloc", "slab", "kmem"), end=_END_TRACE),
     _pat("warning", "warning", r"WARNING: CPU: \d+ PID: \d+ at (?:(?P<src>\S+):\d+ )?{FUNC}",
-         "WARNING in {func}", funcs=("header", "rip", "trace"), end=_END_TRACE),
-    _pat("warning", "warning", r"WARNING: (?P<src>\S+):\d+ at {FUNC}, CPU#\d+",
-         "WARNING in {func}", funcs=("header", "rip", "trace"), end=_END_TRACE),
-    _pat("warning", "warning", r"WARNING: at (?:(?P<src>\S+):\d+ )?{FUNC}",
-         "WARNING in {func}", funcs=("header", "rip", "trace"), end=_END_TRACE),
+         "WARNING in {func}", frames=_warn(), fallback="func", end=_END_TRACE),
+    _pat("warning", "warning", r"WARNING: (?P<src>\S+):\d+ at (?:0x[0-9a-f]+|{FUNC}),? ",
+         "WARNING in {func}", frames=_warn(), fallback="func", end=_END_TRACE),
+    _pat("warning", "warning", r"WARNING: at (?:(?P<src>\S+):\d+ )?{FUNC}", "WARNING in {func}",
+         frames=_warn(), fallback="func", end=_END_TRACE),
+    _pat("warning", "warning", r"WARNING: \[.*\] (?P<src>\S+):\d+ at {FUNC}", "WARNING in {func}",
+         frames=_warn(), fallback="func", end=_END_TRACE),
     # Reports printed as the message of a WARN() or BUG(): the message names the bug, the
     # WARNING:/kernel BUG lines around it belong to the same report.
-    _pat("refcount", "refcount", r"refcount_t: (?P<msg>[^.]+)", "refcount_t: {msg} in {func}",
-         skip=r"_*refcount_\w+", absorbs=("warning",), refines=("warning",), end=_END_TRACE),
+    _pat("refcount", "refcount", r"refcount_t: (?P<msg>[^.]+)", "WARNING: refcount bug in {func}",
+         frames=_warn("refcount", "kobject_"), absorbs=("warning",), refines=("warning",),
+         end=_END_TRACE),
     _pat("list_corruption", "list_corruption",
-         r"(?P<op>list_add|list_del|list_replace|list_move)\s*(?P<what>corruption|double add)",
-         "{op} {what} in {func}", skip=r"_*list_\w+",
-         absorbs=("warning", "kernel_bug", "invalid_opcode", "oops_marker"),
+         r"(?P<op>list_add|list_del|list_replace|list_move)\s*(?:corruption|double add)",
+         "BUG: corrupted list in {func}", title_if=[(r"^WARNING: ", "WARNING in {func}")],
+         frames=_CALLS,
+         absorbs=("warning", "kernel_bug", "invalid_opcode", "oops_marker", "internal_error"),
          refines=("warning", "kernel_bug"), end=_END_TRACE),
-    _pat("busy_inodes", "bug",
-         r"VFS: Busy inodes after unmount of [^\s.(]+\.?(?: \((?P<fs>[^)\s]+)\))?",
-         "VFS: Busy inodes after unmount ({fs})", funcs=(),
+    _pat("busy_inodes", "bug", r"VFS: Busy inodes after unmount",
+         "VFS: Busy inodes after unmount (use-after-free)",
          absorbs=("warning", "kernel_bug", "invalid_opcode", "oops_marker"), refines=("warning",),
          end=_END_TRACE),
-    _pat("dentry_in_use", "bug",
-         r"BUG: Dentry .* still in use \(\d+\) \[unmount of (?P<fs>\S+) \S+\]",
-         "BUG: Dentry still in use [unmount of {fs}]", funcs=(), absorbs=("warning",),
-         refines=("warning",), end=_END_TRACE),
-    # -- lockdep (Documentation/locking/lockdep-design.rst): FUNC is the lock site it prints
+    _pat("vfs_close", "bug", r"VFS: Close: file count is 0",
+         "VFS: Close: file count is zero (use-after-free)", max_lines=1),
+    _pat("dentry_in_use", "bug", r"BUG: Dentry .* still in use \(\d+\) \[(?P<op>unmount) of",
+         "BUG: Dentry still in use in {op}", absorbs=("warning",), refines=("warning",),
+         end=_END_TRACE),
+    _pat("netdev_wait", "bug", r"unregister_netdevice: waiting for .* to become free",
+         "unregister_netdevice: waiting for DEV to become free", max_lines=1),
+    # -- lockdep (kernel/locking/lockdep.c; 4.x prints the header as "[ INFO: ... ]"/"[ BUG: ]")
     _pat("lockdep", "lockdep", r"WARNING: possible circular locking dependency detected",
-         "possible circular locking dependency in {func}", funcs=("at", "trace"), at=_LOCKDEP_AT),
-    _pat("lockdep", "lockdep", r"WARNING: possible recursive locking detected",
-         "possible recursive locking in {func}", funcs=("at", "trace"), at=_LOCKDEP_AT),
+         "possible deadlock in {func}", frames=Frames((AT, AT, TRACE), skip=words(
+             "process_one_work", "flush_workqueue", "drain_workqueue", "destroy_workqueue"))),
+    _pat("lockdep", "lockdep", r"INFO: possible circular locking dependency detected",
+         "possible deadlock in {func}", frames=_lock_site("is trying to acquire lock")),
+    _pat("lockdep", "lockdep", r"(?:WARNING|INFO): possible irq lock inversion dependency detected",
+         "possible deadlock in {func}", frames=_lock_site("just changed the state of lock")),
+    _pat("lockdep", "lockdep", r"WARNING: .*-safe -> .*-unsafe lock order detected",
+         "possible deadlock in {func}",
+         frames=Frames((re.compile(r"which became .* at:"), TRACE))),
+    _pat("lockdep", "lockdep", r"INFO: .*-safe -> .*-unsafe lock order detected",
+         "possible deadlock in {func}", frames=_lock_site("is trying to acquire")),
+    _pat("lockdep", "lockdep", r"(?:WARNING|INFO): possible recursive locking detected",
+         "possible deadlock in {func}", frames=_lock_site("is trying to acquire lock")),
     _pat("lockdep", "lockdep", r"WARNING: inconsistent lock state",
-         "inconsistent lock state in {func}", funcs=("at", "trace"), at=_LOCKDEP_AT),
-    _pat("lockdep", "lockdep", r"WARNING: possible irq lock inversion dependency detected",
-         "possible irq lock inversion in {func}", funcs=("at", "trace"), at=_LOCKDEP_AT),
-    _pat("lockdep", "lockdep", r"WARNING: (?P<a>\w+)-safe -> (?P<b>\w+)-unsafe lock order detected",
-         "{a}-safe -> {b}-unsafe lock order in {func}", funcs=("at", "trace"),
-         at=r"is trying to acquire:\s*$"),
-    _pat("lockdep", "lockdep", r"WARNING: bad unlock balance detected!",
-         "bad unlock balance in {func}", funcs=("at", "trace"), at=r"is trying to release lock"),
-    _pat("lockdep", "lockdep", r"WARNING: held lock freed!", "held lock freed in {func}",
-         funcs=("at", "trace"), at=r"with a lock still held there!"),
-    _pat("lockdep", "lockdep", r"WARNING: lock held when returning to user space!",
-         "lock held when returning to user space in {func}", funcs=("at",),
-         at=r"leaving the kernel with locks still held"),
-    _pat("lockdep", "lockdep", r"WARNING: \S+ still has locks held!",
-         "still has locks held in {func}", funcs=("at", "trace"), at=r"\blocks? held by\b"),
-    _pat("lockdep", "lockdep", r"WARNING: suspicious RCU usage", "suspicious RCU usage in {func}",
-         funcs=("trace",), skip=r"_*rcu_\w+"),
+         "inconsistent lock state in {func}", frames=_CALLS),
+    _pat("lockdep", "lockdep", r"INFO: inconsistent lock state",
+         "inconsistent lock state in {func}",
+         frames=_lock_site("takes")),
+    _pat("lockdep", "lockdep", r"(?P<level>BUG|WARNING): bad unlock balance detected!",
+         "{level}: bad unlock balance in {func}", frames=Frames((PC_FUNC, CALL_TRACE, TRACE))),
+    _pat("lockdep", "lockdep", r"BUG: held lock freed!", "BUG: held lock freed in {func}",
+         frames=_lock_site(at=PC_FUNC)),
+    _pat("lockdep", "lockdep", r"WARNING: held lock freed!", "WARNING: held lock freed in {func}",
+         frames=_lock_site()),
+    _pat("lockdep", "lockdep", r"BUG: .*still has locks held!",
+         "BUG: still has locks held in {func}",
+         frames=_lock_site(at=PC_FUNC)),
+    _pat("lockdep", "lockdep", r"WARNING: .*still has locks held!",
+         "WARNING: still has locks held in {func}", frames=_lock_site()),
+    _pat("lockdep", "lockdep", r"(?P<level>BUG|WARNING): lock held when returning to user space",
+         "{level}: lock held when returning to user space in {func}",
+         frames=_lock_site("leaving the kernel with locks still held")),
+    _pat("lockdep", "lockdep", r"(?P<level>WARNING|INFO): suspicious RCU usage",
+         "{level}: suspicious RCU usage in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("rcu", "kmem", "slab"))),
     _pat("lockdep", "lockdep", r"INFO: trying to register non-static key",
-         "INFO: trying to register non-static key in {func}", funcs=("trace",),
-         skip=r"register_lock_class"),
+         "INFO: trying to register non-static key in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("stack", "lock", "IRQ"))),
+    _pat("lockdep", "lockdep", r"BUG: Invalid wait context", "WARNING: locking bug in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=_LOCKS)),
+    _pat("lockdep", "lockdep", r"WARNING: Nested lock was not taken",
+         "WARNING: nested lock was not taken in {func}", frames=_warn()),
     # -- sleeping in atomic context, preemption and spinlock debugging
     _pat("sleep_in_atomic", "sleep_in_atomic",
          r"BUG: sleeping function called from invalid context",
-         "BUG: sleeping function called from invalid context in {func}", funcs=("trace",),
-         skip=_ALLOC),
+         "BUG: sleeping function called from invalid context in {func}", frames=_CALLS),
     _pat("sleep_in_atomic", "sleep_in_atomic", r"BUG: scheduling while atomic",
-         "BUG: scheduling while atomic in {func}", funcs=("trace",), skip=r"__schedule_bug"),
-    _pat("preemptible", "bug",
-         r"BUG: using (?P<op>smp_processor_id|_*this_cpu_\w+)\(\) in preemptible",
-         "BUG: using {op}() in preemptible code in {func}", funcs=("trace",),
-         skip=r"check_preemption_disabled|debug_smp_processor_id|__this_cpu_preempt_check"),
+         "BUG: scheduling while atomic in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("schedule"))),
+    _pat("preemptible", "bug", r"BUG: using (?P<op>[a-z_]+)\(\) in preemptible",
+         "BUG: using {op}() in preemptible code in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words(
+             "dump_stack", "preemption", "preempt", "debug_", "processor_id", "this_cpu"))),
     _pat("spinlock", "bug",
-         r"BUG: spinlock (?P<what>lockup suspected|already unlocked|recursion|bad magic|"
-         r"wrong owner|wrong CPU)",
-         "BUG: spinlock {what} in {func}", funcs=("trace",), skip=r"spin_\w+"),
-    # -- hangs and stalls
-    _pat("hung_task", "hung_task", r"INFO: task .+:\d+ blocked for more than \d+ seconds",
-         "INFO: task hung in {func}", funcs=("trace",)),
-    _pat("soft_lockup", "soft_lockup", r"(?:watchdog: )?BUG: soft lockup - CPU#\d+ stuck for",
-         "BUG: soft lockup in {func}", skip=_IRQ),
-    _pat("hard_lockup", "hard_lockup",
-         r"(?:NMI watchdog: )?Watchdog detected hard LOCKUP on cpu \d+",
-         "BUG: hard lockup in {func}", skip=_IRQ, cross_cpu=True),
+         r"BUG: (?P<lock>spinlock|rwlock) (?P<what>lockup suspected|already unlocked|recursion|"
+         r"cpu recursion|bad magic|wrong owner|wrong CPU|trylock failure on UP)",
+         "BUG: {lock} {what} in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("spin_", "_lock", "_unlock"))),
+    # -- hangs and stalls (kernel/hung_task.c, kernel/watchdog*.c, kernel/rcu/tree_stall.h)
+    _pat("hung_task", "hung_task",
+         r"INFO: task .*blocked (?:in I/O wait )?for more than \d+ seconds",
+         "INFO: task hung in {func}", frames=Frames((CALL_TRACE, TRACE), pick="hang")),
+    _pat("hung_task", "hung_task", r"INFO: task .* can't die for more than .* seconds",
+         "INFO: task can't die in {func}", frames=Frames((CALL_TRACE, TRACE),
+                                                         skip=words("schedule"))),
+    _pat("soft_lockup", "soft_lockup", r"BUG: soft lockup", "BUG: soft lockup in {func}",
+         frames=_STALL),
+    _pat("hard_lockup", "hard_lockup", r"Watchdog detected hard LOCKUP on cpu \d+",
+         "BUG: hard lockup in {func}", frames=_STALL, cross_cpu=True),
     _pat("rcu_stall", "rcu_stall",
-         r"(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?\b",
-         "INFO: rcu detected stall in {func}", skip=_RCU, cross_cpu=True, max_lines=400),
-    _pat("workqueue_lockup", "bug", r"BUG: workqueue lockup\b", "BUG: workqueue lockup",
-         funcs=()),
+         r"INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?\b",
+         "INFO: rcu detected stall in {func}",
+         frames=Frames((re.compile("apic_timer_interrupt"), RIP, TRACE),
+                       fallbacks=((re.compile("apic_timer_interrupt|Exception stack|el1h_64_irq"),
+                                   TRACE), (RIP, CALL_TRACE, TRACE)),
+                       skip=words("apic_timer_interrupt", "rcu"), pick="stall"),
+         cross_cpu=True, max_lines=400),
+    _pat("workqueue_lockup", "bug", r"BUG: workqueue lockup\b", "BUG: workqueue lockup"),
     _pat("workqueue_leak", "bug", r"BUG: workqueue leaked lock or atomic",
-         "BUG: workqueue leaked lock or atomic in {lastfn}", funcs=(),
+         "BUG: workqueue leaked lock or atomic in {lastfn}",
          details=[r"last function: (?P<lastfn>\w+)"]),
-    # -- memory management
-    _pat("bad_page", "bad_page", r"BUG: Bad page state in process",
-         "BUG: Bad page state ({reason})", funcs=(),
-         details=[r"^page dumped because: (?P<reason>.+?)\s*$"]),
-    _pat("bad_page", "bad_page", r"BUG: Bad page map in process", "BUG: Bad page map", funcs=()),
+    # -- memory management (mm/page_alloc.c, mm/memory.c, mm/kmemleak.c, mm/slub.c)
+    _pat("bad_page", "bad_page", r"BUG: Bad page (?P<what>state|cache)",
+         "BUG: Bad page {what} in {func}",
+         frames=Frames((re.compile("page last allocated"), TRACE), fallbacks=((CALL_TRACE, TRACE),),
+                       skip=words("(?:free|put|get|update|release)_page", "free_unref",
+                                  "^_*folio", "truncate_inode_pages", "page_frag_free", "alloc",
+                                  "vmap", "page_owner", "bad_page", "dump_page", "free_pages",
+                                  "free_pcp", "free_tail"))),
+    _pat("bad_page", "bad_page", r"BUG: Bad page map", "BUG: Bad page map"),
     # One line per counter, no trace.
     _pat("rss_counter", "bug", r"BUG: Bad rss-counter state", "BUG: Bad rss-counter state",
-         funcs=(), max_lines=1),
+         max_lines=1),
+    _pat("nr_ptes", "bug", r"BUG: non-zero (?P<what>nr_ptes|nr_pmds) on freeing mm",
+         "BUG: non-zero {what} on freeing mm", max_lines=1),
     _pat("kmemleak", "kmemleak", r"unreferenced object 0x[0-9a-f]+ \(size \d+\):",
-         "memory leak in {func}", funcs=("trace",), skip=_ALLOC),
-    _pat("panic", "panic", r"Kernel panic - not syncing: (?P<msg>.*)", "panic: {msg}", funcs=(),
-         free_text=("msg",), end=r"^---\[ end Kernel panic"),
-    # -- catch-alls (LKP's "^BUG: .*" and "WARNING: .*"), after every specific row
+         "memory leak in {func}",
+         frames=_LEAK),
+    _pat("kmemleak", "kmemleak", r"BUG: memory leak", "memory leak in {func}",
+         frames=_LEAK),
+    # SLUB's slab_bug(): "BUG <cache> (<taint>): <what>", a '---' ruler, INFO: lines, dumps and
+    # a stack. Old KASAN reports print one as their second part ("kasan: bad access detected").
+    _pat("slab", "slab",
+         r"BUG (?P<cache>\S+) \((?:Not tainted|Tainted:[^)]*)\): (?!kasan: )(?P<msg>.+)",
+         "BUG: {msg}", absorbs=("slab_info", "info_text")),
+    _pat("slab_info", "slab", _SLAB_INFO, "INFO: {what} in {func}", frames=Frames((HEADER,)),
+         absorbs=("slab_info", "info_text")),
+    _pat("panic", "panic",
+         r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: {FUNC}",
+         "kernel panic: stack is corrupted in {func}",
+         frames=Frames((HEADER,), fallbacks=((CALL_TRACE, TRACE),), skip=words("stack_chk")),
+         end=r"^---\[ end Kernel panic"),
+    _pat("panic", "panic", r"Kernel panic - not syncing: corrupted stack end",
+         "kernel panic: corrupted stack end in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("schedule", "retint_kernel"),
+                       pick="stall"), end=r"^---\[ end Kernel panic"),
+    _pat("panic", "panic", r"Kernel panic - not syncing: kernel stack overflow",
+         "kernel stack overflow in {func}",
+         frames=Frames((CALL_TRACE, TRACE), skip=words("bad_stack"), pick="stall"),
+         end=r"^---\[ end Kernel panic"),
+    _pat("panic", "panic", r"Kernel panic - not syncing: Attempted to kill init!",
+         "kernel panic: Attempted to kill init!", end=r"^---\[ end Kernel panic"),
+    _pat("panic", "panic", r"Kernel panic - not syncing: Couldn't open N_TTY ldisc",
+         "kernel panic: Couldn't open N_TTY ldisc", end=r"^---\[ end Kernel panic"),
+    _pat("panic", "panic", r"Kernel panic - not syncing: (?P<msg>.*)", "kernel panic: {msg}",
+         end=r"^---\[ end Kernel panic"),
+    # -- catch-alls (LKP's "^BUG: .*" and "WARNING: .*"), after every specific row; a WARNING:
+    # or INFO: line is only a report with a stack trace after it.
     _pat("lockdep", "lockdep", r"WARNING: (?P<msg>.*\b(?:locks?|locking|RCU)\b.*)",
-         "WARNING: {msg}", funcs=(), free_text=("msg",)),
-    _pat("warning_text", "warning", r"WARNING: (?P<msg>\S.*)", "WARNING: {msg}", funcs=(),
-         free_text=("msg",)),
-    _pat("bug_text", "bug", r"BUG: (?P<msg>\S.*)", "BUG: {msg}", funcs=(), free_text=("msg",)),
+         "WARNING: {msg}", needs_trace=True),
+    _pat("warning_text", "warning", r"WARNING: (?P<msg>\S.*)", "WARNING: {msg}", needs_trace=True),
+    _pat("info_text", "bug", r"INFO: (?P<msg>\S.*)", "INFO: {msg}", needs_trace=True),
+    _pat("bug_text", "bug", r"BUG: (?P<msg>\S.*)", "BUG: {msg}"),
 )
 
 # Benign lines that a row would report. Matched (re.search) against titles, like the `ignore`
@@ -301,39 +449,13 @@ IGNORE: tuple[tuple[str, str], ...] = (
     (r"^WARNING: The mand mount option has been deprecated",
      "fs/namespace.c: a deprecation notice printed when userspace mounts with -o mand; the "
      "option is ignored, nothing is wrong in the kernel"),
+    (r"^WARNING: fbcon: Driver '.*' missed to adjust virtual screen size",
+     "drivers/video/fbdev/core/fbcon.c: a pr_warn() about a display driver, no WARN()"),
+    (r"^WARNING: (?:Unprivileged eBPF is enabled|See https|kernel not compiled with CPU_SRSO)",
+     "arch/x86/kernel/cpu/bugs.c: mitigation notices printed with pr_warn(), no WARN()"),
+    (r"^INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler)",
+     "lockdep and the NMI code: notices, the report they follow (if any) is its own finding"),
 )
-
-# Generic frames: report machinery, sanitizer runtimes, locking, sleeping, string/copy helpers,
-# interrupt and syscall entry. None of them tells which code is at fault.
-_SKIP = re.compile(_alt(
-    r"_*dump_stack(?:_lvl)?", r"show_stack", r"show_trace_log_lvl", r"show_regs",
-    r"sched_show_task",
-    r"__warn", r"__warn_printk", r"warn_slowpath_\w+", r"report_bug", r"handle_bug",
-    r"fixup_bug", r"(?:asm_)?exc_\w+", r"do_error_trap", r"do_trap", r"die", r"__die\w*",
-    r"oops_\w+", r"page_fault_oops", r"kernelmode_fixup_or_oops",
-    r"(?:do_)?(?:user|kern)_addr_fault", r"handle_page_fault", r"do_page_fault", r"__?bad_area\w*",
-    r"panic", r"nmi_panic", r"check_panic_on_warn",
-    r"_*kasan_\w+", r"__asan_\w+", r"__hwasan_\w+", r"print_report",
-    r"print_address_description\w*", r"check_region_inline", r"check_memory_region\w*",
-    r"_*kmsan_\w+", r"__msan_\w+", r"_*kcsan_\w+", r"__tsan_\w+", r"_*kfence_\w+",
-    r"_*ubsan_\w+", r"instrument_\w+",
-    r"_*lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended", r"_*lockdep_\w+",
-    r"_raw_\w+", r"do_raw_\w+", r"__raw_\w+", r"(?:native_)?queued_\w+_slowpath",
-    r"__pv_queued_\w+", r"__mutex_lock\w*", r"mutex_lock\w*", r"rwsem_down_\w+",
-    r"down_read\w*", r"down_write\w*", r"down", r"__down\w*", r"down_(?:interruptible|killable|"
-    r"timeout|trylock)", r"_*percpu_down_\w+", r"percpu_rwsem_wait", r"_*rt_mutex\w*",
-    r"rtlock\w*", r"refcount_warn_saturate",
-    r"_*might_sleep", r"__might_resched", r"_*might_fault",
-    r"schedule", r"__schedule", r"schedule_(?:timeout\w*|preempt_disabled|hrtimeout\w*|idle)",
-    r"preempt_schedule\w*", r"io_schedule\w*", r"wait_for_completion\w*", r"_*wait_for_common\w*",
-    r"do_wait_for_common", r"bit_wait\w*", r"__wait_on_bit\w*", r"out_of_line_wait_on_bit\w*",
-    r"wait_on_page_bit\w*", r"folio_wait_\w+", r"__folio_lock\w*", r"__wait_on_buffer",
-    r"wait_woken", r"prepare_to_wait\w*", r"finish_wait",
-    r"_*mem(?:cpy|move|set|cmp|chr)(?:_erms|_orig)?", r"str(?:n?len|n?cmp|n?cpy|scpy|lcpy|r?chr)",
-    r"_?copy_(?:to|from)_user\w*", r"copy_user_\w+", r"rep_movs_alternative",
-    r"asm_sysvec_\w+", r"_*sysvec_\w+", r"asm_common_interrupt", r"common_interrupt",
-    r"entry_SYSCALL\w*", r"do_syscall_\w+", r"ret_from_fork\w*", r"kthread",
-))
 
 # -- log line prefixes ----------------------------------------------------------------------------
 # ANSI escape sequences (colour, cursor) and other control characters but tab.
@@ -351,54 +473,55 @@ _DROPPED = re.compile(r"^\*\* \d+ printk messages dropped \*\*\s*")
 # The first kernel timestamp on the line: text before it is userspace output that had no
 # newline yet (a "login:" prompt), as syzkaller's consoleOutputRe allows.
 _TIMESTAMP = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*(?P<ctx>[TC]\d+)\])?\s?|^\[\s*\d+\.\d+\]\s?")
+_LATE_TIMESTAMP = re.compile(r"\[\s*\d+\.\d{6}\]")
 _CALLER = re.compile(r"^\[\s*(?P<ctx>[TC]\d+)\]\s?")
 # kmemleak.verbose=1 prints its reports through pr_notice(), every line with this prefix.
 _KMEMLEAK = re.compile(r"^kmemleak: (?=\s|unreferenced object)")
+# Words some kernels print before a report header: lockdep's 4.x brackets, the pr_fmt prefixes
+# of the watchdog, RCU and x86 traps ("traps: PANIC: double fault").
+_HEADER_PREFIX = re.compile(r"\[ +|(?:NMI )?watchdog: |rcu: |traps: ")
 
 # -- report anatomy -------------------------------------------------------------------------------
 _FRAME = re.compile(
     r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(?P<q>\?\s+)?(?:\[<?[0-9a-f]+>?\]\s*)*"
     r"(?P<func>[A-Za-z_][\w.]*)"
     r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[[\w-]+\])?(?:\s+\S+:(?:\d+|\?))?(?:\s+\[inline\])?"
-    r"|\s+[\w./-]+\.[chS]:\d+(?:\s+\[inline\])?)\s*$")
-_RIP = re.compile(r"^(?:RIP|EIP|IP|pc)\s*:\s*(?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\]\s*)*"
-                  r"(?P<func>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
-_AT_FUNC = re.compile(r"(?:\bat:\s*|^\s*)(?:\[<?[0-9a-f]+>?\]\s*)?"
-                      r"(?P<func>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
-_TRACE_START = re.compile(r"^\s*(?:Call [Tt]race:|(?:stack )?backtrace(?: \(crc [0-9a-f]+\))?:)")
+    r"|\s+[\w./-]+\.[chS]:\d+(?:\s+\[inline\])?)\s*$"
+    r"|^\s*\[<?[0-9a-f]+>?\] \([\w.]+\) from ")
+_TRACE_START = re.compile(r"^\s*(?:Call [Tt]race:|Backtrace:|(?:stack )?backtrace"
+                          r"(?: \(crc [0-9a-f]+\))?:)")
 # Lines that keep a finished call trace's report open: more frames, stack markers, register
 # dumps, end markers, and another CPU's backtrace header.
-_TRACEISH = re.compile(_alt(
+_TRACEISH = re.compile("|".join(f"(?:{r})" for r in (
     r"^\s*</?(?:TASK|IRQ|NMI|SOFTIRQ)>\s*$", r"^\s*<EOI>",
     r"^(?:RIP|EIP|RSP|ESP|RAX|EAX|RBX|RCX|RDX|RSI|RDI|RBP|R\d\d?|FS|GS|CS|DS|ES|CR\d|DR\d|PKRU|"
     r"Code)\s*:",
     r"^---\[ end ", r"^Modules linked in:", r"^Kernel Offset:", r"^note: ",
     r"^NMI backtrace for cpu", r"^Sending NMI from CPU", r"^CPU: \d+ PID: ", r"^Hardware name: ",
-))
-# Secondary sections whose frames are not the report's own stack (allocation/free stacks,
-# lockdep's dependency chain, KCSAN's other access, "Preemption disabled at:").
-_SECONDARY = re.compile(_alt(
-    r"^(?:Allocated|Freed|allocated|freed) by task", r"^Uninit was (?:created|stored)",
-    r"^Local variable", r"^(?:Second to )?[Ll]ast potentially related", r"^The buggy address",
-    r"^Memory state around", r"^kfence-#\d+", r"^(?:read|write)(?: \(marked\))? to 0x",
-    r"^other info that might help", r"^the existing dependency chain", r"^-> #\d+",
-    r"state was registered at:", r"^irq event stamp:", r"^Preemption disabled at:",
-))
+)))
 _NOISE = 3  # foreign lines tolerated inside a call trace before the report is over
+_RIPISH = re.compile(r"^(?:RIP|EIP|NIP|pc|PC is at|epc)\s*:?\s")
 
-# -- title normalisation --------------------------------------------------------------------------
-_OFFSET = re.compile(r"\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[[\w-]+\])?")
+# -- titles (syzkaller's pkg/report dynamic replacements: nothing that changes between boots) ---
+_SANITIZE = (
+    (re.compile(r"(?<![a-zA-Z0-9])(?:0x)?[0-9a-f]{6,}"), "ADDR"),
+    (re.compile(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"), "IP"),
+    (re.compile(r"(\.\w+)(?::\d+)+"), r"\1:LINE"),
+    (re.compile(r"([a-zA-Z][a-zA-Z0-9_.]+)\+0x[0-9a-z]+/0x[0-9a-z]+"), r"\1"),
+    (re.compile(r"CPU#\d+"), "CPU"),
+    (re.compile(r"(?<=\W)\d+(?=\W|$)|^\d+(?=\W|$)"), "NUM"),
+    (re.compile(r"\d{7,}"), "NUM"),
+)
+_SRC_LINE = re.compile(r"(?::\d+)+$")
 _SUFFIX = re.compile(r"(?<=\w)(?:\.(?:cold|isra|constprop|part|lto_priv|llvm|localalias|"
                      r"specialized|clone)(?:\.\d+)?)+")
-_HEXNUM = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b")
-_DECNUM = re.compile(r"(?<![\w.])\d+(?:\.\d+)*")
-_SRC_LINE = re.compile(r"(?::\d+)+$")
 
 
 def _header_regex() -> re.Pattern[str]:
     """All start regexes in one: most lines are rejected with one match() call."""
     parts = [re.sub(r"\(\?P<\w+>", "(?:", p.start.pattern) for p in PATTERNS]
-    return re.compile(_alt(*parts))
+    return re.compile(f"(?:{_HEADER_PREFIX.pattern})?(?:" + "|".join(f"(?:{p})" for p in parts)
+                      + ")")
 
 
 _ANY_HEADER = _header_regex()
@@ -437,6 +560,11 @@ def _strip_prefixes(raw: str) -> tuple[str, str, str]:
         origin = origin or "kernel"
         ctx = m["ctx"] or ""
         s = s[m.end():]
+        # Two printks on one console line: the second one starts at its own timestamp.
+        if (found := _LATE_TIMESTAMP.search(s)) is not None:
+            *_, last = _TIMESTAMP.finditer(s, found.start())
+            ctx = last["ctx"] or ctx
+            s = s[last.end():]
     if not ctx and (m := _CALLER.match(s)):
         origin = origin or "kernel"
         ctx = m["ctx"]
@@ -455,9 +583,13 @@ def _prepare(text: str) -> list[_Line]:
 def _match_header(text: str) -> tuple[Pattern, re.Match[str]] | None:
     if not _ANY_HEADER.match(text):
         return None
-    for pat in PATTERNS:
-        if m := pat.start.match(text):
-            return pat, m
+    candidates = [text]
+    if m := _HEADER_PREFIX.match(text):
+        candidates.insert(0, text[m.end():])
+    for body in candidates:
+        for pat in PATTERNS:
+            if m := pat.start.match(body):
+                return pat, m
     return None
 
 
@@ -469,6 +601,10 @@ class _Report:
     pending: list[_Line] = field(default_factory=list)  # foreign-looking lines after a trace
     in_trace: bool = False
     frames: int = 0  # frames seen since the last "Call Trace:"
+    armed: bool = True  # the row's `end` counts (after its `end_after` line)
+
+    def __post_init__(self) -> None:
+        self.armed = self.pat.end_after is None
 
     @property
     def ctx(self) -> str:
@@ -489,7 +625,9 @@ class _Report:
         if len(self.lines) + len(self.pending) >= self.pat.max_lines:
             return False
         text = ln.text
-        if self.pat.end and self.pat.end.search(text):
+        if not self.armed and self.pat.end_after.search(text):
+            self.armed = True
+        if self.armed and self.pat.end and self.pat.end.search(text):
             self.add(ln)
             return False
         if self.pat.multi_trace:
@@ -516,9 +654,13 @@ class _Report:
         self.pat, self.match = pat, m
         self.add(ln)
 
+    def has_trace(self) -> bool:
+        return any(_TRACE_START.match(ln.text) or _RIPISH.match(ln.text) for ln in self.lines)
+
     def finding(self) -> Finding:
-        return Finding(self.pat.kind, _title(self.pat, self.match, self.lines),
-                       self.lines[0].no, "\n".join(ln.text for ln in self.lines))
+        title, func = _title(self.pat, self.match, [ln.text for ln in self.lines])
+        return Finding(self.pat.kind, title, self.lines[0].no,
+                       "\n".join(ln.text for ln in self.lines), func)
 
 
 def _collect(lines: list[_Line]) -> list[_Report]:
@@ -548,70 +690,27 @@ def _collect(lines: list[_Line]) -> list[_Report]:
 
 
 # -- titles ---------------------------------------------------------------------------------------
-def _trace_frames(lines: Sequence[_Line], bare: bool) -> Iterator[str]:
-    active = bare
-    for ln in lines[1:]:
-        if _TRACE_START.match(ln.text):
-            active = True
-        elif _SECONDARY.search(ln.text):
-            active = False
-        elif active and (fm := _FRAME.match(ln.text)) and not fm["q"]:
-            yield fm["func"]
+def _sanitize(title: str) -> str:
+    for rx, repl in _SANITIZE:
+        title = rx.sub(repl, title)
+    return title
 
 
-def _at_frames(lines: Sequence[_Line], marker: re.Pattern[str] | None) -> Iterator[str]:
-    if marker is None:
-        return
-    for i, ln in enumerate(lines):
-        if m := marker.search(ln.text):
-            rest = [ln.text[m.end():]] + [x.text for x in lines[i + 1:i + 5]]
-            for text in rest:
-                if fm := _AT_FUNC.search(text):
-                    yield fm["func"]
-                    return
-
-
-def _candidates(pat: Pattern, m: re.Match[str], lines: Sequence[_Line]) -> Iterator[str]:
-    for source in pat.funcs:
-        if source == "header" and "func" in m.re.groupindex:
-            yield m["func"]
-        elif source == "rip":
-            yield from (r["func"] for ln in lines if (r := _RIP.match(ln.text)))
-        elif source == "at":
-            yield from _at_frames(lines, pat.at)
-        elif source == "trace":
-            yield from _trace_frames(lines, pat.bare_frames)
-
-
-def _first_function(pat: Pattern, m: re.Match[str], lines: Sequence[_Line]) -> str:
-    for func in _candidates(pat, m, lines):
-        name = func.split(".")[0]  # C names have no dots: ".isra.0", ".cold", ".llvm.123"
-        if name and not _SKIP.fullmatch(name) and not (pat.skip and pat.skip.fullmatch(name)):
-            return name
-    return ""
-
-
-def _tidy(title: str) -> str:
-    title = _OFFSET.sub("", title)
-    title = _SUFFIX.sub("", title)
-    title = _HEXNUM.sub("ADDR", title)  # a safety net: no row should let an address through
-    title = " ".join(title.replace(" ()", " ").split())  # " ()": an empty optional detail
-    return re.sub(r"(?: in|:)$", "", title)
-
-
-def _title(pat: Pattern, m: re.Match[str], lines: Sequence[_Line]) -> str:
+def _title(pat: Pattern, m: re.Match[str], lines: Sequence[str]) -> tuple[str, str]:
     fields = {k: v or "" for k, v in m.groupdict().items()}
-    for name in pat.free_text:
-        fields[name] = _DECNUM.sub("NUM", _HEXNUM.sub("ADDR", fields[name]))
-    text = "\n".join(ln.text for ln in lines)
+    text = "\n".join(lines)
     for rx in pat.details:
         found = rx.search(text)
         fields.update({k: (found[k] if found else "") or "" for k in rx.groupindex})
-    func = _first_function(pat, m, lines)
-    if not func and pat.fallback:
-        func = _SRC_LINE.sub("", fields.get(pat.fallback, ""))
-    fields["func"] = func
-    return _tidy(pat.title.format(**fields))
+    func = pat.frames.function(lines, m) if pat.frames else ""
+    if not func and pat.fallback == "func":
+        func = _SUFFIX.sub("", fields.get("func", ""))
+    fields["func"] = func or _SRC_LINE.sub("", fields.get(pat.fallback, ""))
+    template = next((t for rx, t in pat.title_if if rx.search(text)), pat.title)
+    title = template.format(**fields)
+    title = _SUFFIX.sub("", title)
+    title = " ".join(_sanitize(title).replace(" ()", " ").split())[:120]
+    return re.sub(r"(?: in|:)$", "", title), func
 
 
 # -- public API -----------------------------------------------------------------------------------
@@ -620,10 +719,17 @@ def scan_kernel_log(text: str, *, ignore: Iterable[str] = ()) -> list[Finding]:
     extra = tuple(re.compile(rx) for rx in ignore)
     findings = []
     for report in _collect(_prepare(text)):
+        if report.pat.needs_trace and not report.has_trace():
+            continue
         f = report.finding()
         if not any(rx.search(f.title) for rx in _IGNORE_RES + extra):
             findings.append(f)
     return findings
+
+
+def first_panic(text: str) -> Finding | None:
+    """The first ``Kernel panic - not syncing`` report in `text`: what ended the guest."""
+    return next((f for f in scan_kernel_log(text) if f.kind == "panic"), None)
 
 
 def split_expected(findings: Iterable[Finding],

@@ -5,7 +5,7 @@ The table is YAML (testcases/known_failures.yaml):
     known_failures:
       - test: "test_remove.py::test_remove_pinned_devdax[rdma]"   # `*` is the only wildcard
         kernel: ">=6.1,<6.2"                                       # release range
-        finding: "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+        finding: "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
         also: ["WARNING in ..."]   # optional: other reports the same bug prints
         consequences:              # optional: checks of the test the bug makes fail
           - check: "umount"        # a check name, exactly as summary.json records it

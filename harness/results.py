@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from . import kmsg
 from .errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILED
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "crashed", "timeout", "known_failure",
@@ -179,10 +180,6 @@ DMESG_HTML_LINES = 200   # per failing test in report.html
 DMESG_JUNIT_LINES = 80   # per failing test in junit.xml
 _DMESG_CONTEXT = 20      # lines kept before the first finding when the excerpt starts there
 _DMESG_LINE_CHARS = 400
-# Where the excerpt starts when the findings carry no line number (an older summary.json);
-# a log without findings is shown by its end (a test's expected WARNs are not findings).
-_REPORT_HEADER = re.compile(r"BUG:|WARNING:|Oops|Kernel panic|general protection fault|"
-                            r"KASAN:|UBSAN:|INFO: task .* blocked|watchdog: BUG|rcu: INFO")
 
 
 @dataclass(frozen=True)
@@ -226,7 +223,8 @@ def dmesg_excerpt(results_dir: Path, t: TestRecord, max_lines: int) -> LogExcerp
     marked = {f["line"] for f in t.kernel_findings
               if isinstance(f.get("line"), int) and 0 < f["line"] <= total}
     if not marked and t.kernel_findings:
-        marked = {n for n, line in enumerate(lines, 1) if _REPORT_HEADER.search(line)}
+        # An older summary.json: its findings carry no line numbers, the scanner finds them.
+        marked = {f.line for f in kmsg.scan_kernel_log("\n".join(lines))}
     start = max(0, total - max_lines)
     if marked and min(marked) - 1 < start:
         start = max(0, min(marked) - 1 - _DMESG_CONTEXT)

@@ -74,7 +74,7 @@ def test_avocado_run_reports_each_pytest_test(tmp_path, no_new_qemu):
         assert f"# outcome: {outcome}" in tap, tap
         assert "# results: " + str(harness) in tap
         if outcome == "known_failure":
-            assert "# TODO known kernel bug: BUG: unable to handle page fault in " \
+            assert "# TODO known kernel bug: BUG: unable to handle kernel paging request in " \
                    "unpin_user_page_range_dirty_lock" in tap, tap
     html = job / "results.html"
     assert html.is_file() and html.stat().st_size > 0  # avocado's HTML result plugin

@@ -22,7 +22,7 @@ FAILING_ID = "testcases/test_odirect.py::test_odirect[fsdax-xfs-dev-read-untouch
 FAILING_MESSAGE = ("O_DIRECT transfer: expected ret 67108864 (all bytes), observed ret -1 "
                    "errno EFAULT")
 KNOWN_ID = "testcases/test_remove.py::test_remove_pinned_devdax[rdma]"
-KNOWN_TITLE = "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+KNOWN_TITLE = "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
 BANNER_RED = (0xB3, 0x26, 0x1E)  # .v-failed in harness/results.py
 
 

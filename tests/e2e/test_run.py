@@ -43,7 +43,7 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
     assert set(outcomes.values()) == {"passed"}, outcomes
     bug = next(t for t in summary["tests"] if t["outcome"] == "known_failure")
     assert bug["known_issue"]["title"] == \
-        "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+        "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
     # The known oops is the only deviation: every check the test made held, the namespace
     # works again included (issue 14: a known bug never hides another deviation).
     names = {c["name"]: c["ok"] for c in bug["checks"]}

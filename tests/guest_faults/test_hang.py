@@ -9,15 +9,19 @@ import pytest
 
 from harness.qemu import SCRATCH_DISK_IN_GUEST
 
-# A task blocked in the kernel: a read from a suspended device-mapper device waits in D
-# state (uninterruptible), so neither `timeout -k` in the guest nor SIGKILL can end it.
 # A task blocked in the kernel: a write to a frozen filesystem waits in sb_start_write() in
 # D state (uninterruptible), so neither `timeout -k` in the guest nor SIGKILL can end it.
 FROZEN_FS = ("mkfs.ext4 -q -F {disk} && mkdir -p /mnt/frozen && mount {disk} /mnt/frozen && "
              "fsfreeze -f /mnt/frozen")
 
 
+# khungtaskd reports a task in D state for longer than this (Debian's default is 120 s):
+# the stuck write below then prints a real "INFO: task ... blocked for more than" report.
+HUNG_TASK_TIMEOUT_S = 2
+
+
 def test_1_task_stuck_in_kernel(guest):
+    guest.succeed(f"echo {HUNG_TASK_TIMEOUT_S} > /proc/sys/kernel/hung_task_timeout_secs")
     guest.succeed(FROZEN_FS.format(disk=SCRATCH_DISK_IN_GUEST))
     guest.run("echo data > /mnt/frozen/file", timeout_s=10)
     pytest.fail("a write to a frozen filesystem returned")

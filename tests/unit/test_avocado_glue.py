@@ -53,7 +53,7 @@ def avocado_status(v) -> str:
     ("timeout", "ERROR", 3),
 ])
 def test_each_outcome_maps_to_its_avocado_status(outcome, status, code):
-    issue = {"title": "BUG: unable to handle page fault in x", "reference": "kb-1"} \
+    issue = {"title": "BUG: unable to handle kernel paging request in x", "reference": "kb-1"} \
         if outcome in ("known_failure", "fixed") else None
     v = pytest_tap.verdict(ID, summary(outcome, "the message", known_issue=issue), 0)
     assert v.status == status and v.exit_code == code
@@ -65,7 +65,7 @@ def test_skip_reason_and_known_bug_title_are_in_the_tap_line():
     skip = pytest_tap.verdict(ID, summary("skipped", "no CONFIG_GUP_TEST in this kernel"), 0)
     assert skip.tap == [f"ok 1 - {ID} # SKIP no CONFIG_GUP_TEST in this kernel"]
     known = pytest_tap.verdict(ID, summary("known_failure", "x", known_issue={
-        "title": "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock",
+        "title": "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock",
         "reference": "r"}), 0)
     assert known.tap[0].startswith(f"not ok 1 - {ID} # TODO known kernel bug: BUG: unable")
 

@@ -77,3 +77,32 @@ def test_guest_options_come_from_one_table_and_round_trip():
         assert options.to_flags() == argv
         assert "--accel" not in options.to_flags(exclude=("--accel",))
     assert [f.field for f in GUEST_FLAGS] == list(GuestOptions.__dataclass_fields__)
+
+
+def test_scan_json_gives_kind_title_frame_and_the_log_line(capsys):
+    import json
+
+    log = DATA / "kmsg" / "real-6.1-panic-bio_check_pages_dirty-irq.log"
+    status, out, _err = run_cli(capsys, "scan", str(log), "--json")
+    assert status == 1  # findings
+    oops, panic = json.loads(out)["findings"]
+    assert oops == {
+        "kind": "oops",
+        "title": "BUG: unable to handle kernel paging request in bio_check_pages_dirty",
+        "frame": "bio_check_pages_dirty", "line": oops["line"],
+        "log_line": "BUG: unable to handle page fault for address: ffffea0004008008"}
+    assert log.read_text().split("\n")[oops["line"] - 1].endswith(oops["log_line"])
+    assert (panic["kind"], panic["title"]) == (
+        "panic", "kernel panic: Fatal exception in interrupt")
+
+
+def test_scan_does_not_import_the_ssh_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.cli import main; "
+            "main(['scan', sys.argv[1]]); print('paramiko' in sys.modules)")
+    log = DATA / "kmsg" / "panic-vfs-no-root.log"
+    out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True,
+                         cwd=DATA.parents[1]).stdout
+    assert out.strip().endswith("False"), out

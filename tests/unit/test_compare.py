@@ -18,7 +18,8 @@ from harness.errors import UsageError
 from harness.results import RunSummary, TestRecord, write_reports
 
 WARN_DAX = {"kind": "warning", "title": "WARNING in dax_iomap_rw"}
-OOPS_UNPIN = {"kind": "bug", "title": "BUG: unable to handle page fault in unpin_user_pages"}
+OOPS_UNPIN = {"kind": "bug",
+              "title": "BUG: unable to handle kernel paging request in unpin_user_pages"}
 KNOWN = {"title": OOPS_UNPIN["title"], "kernel": ">=6.1,<6.2", "reference": "rxe devdax bug"}
 
 

@@ -23,8 +23,8 @@ from harness.console import (
 )
 
 WARNING = "WARNING in dax_iomap_rw"
-OOPS = "BUG: unable to handle page fault in dax_disassociate_entry"
-PANIC = "panic: sysrq triggered crash"
+OOPS = "BUG: unable to handle kernel paging request in dax_disassociate_entry"
+PANIC = "kernel panic: sysrq triggered crash"
 
 
 

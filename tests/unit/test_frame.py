@@ -32,8 +32,8 @@ from harness.frame import (
 from harness.pinning import PinAccounting
 from harness.ssh import GuestCommandTimeout
 
-OOPS = "BUG: unable to handle page fault in dax_disassociate_entry"
-PANIC = "panic: sysrq triggered crash"
+OOPS = "BUG: unable to handle kernel paging request in dax_disassociate_entry"
+PANIC = "kernel panic: sysrq triggered crash"
 TEST = "testcases/test_remove.py::test_unbind_fsdax[ext4]"
 
 
@@ -89,7 +89,7 @@ def test_crash_verdict_names_the_panic_not_the_oops_before_it():
     findings = scan("real-6.1-panic-bio_check_pages_dirty-irq.log")
     assert [f.kind for f in findings] == ["oops", "panic"]
     v = crash_verdict(False, None, findings, None, False, 0, None)
-    assert v.crashed == "panic: Fatal exception in interrupt"
+    assert v.crashed == "kernel panic: Fatal exception in interrupt"
 
 
 def test_taint_changed():
@@ -229,8 +229,9 @@ def test_an_oops_that_taints_fails_the_test_and_retires_the_guest(tmp_path):
     assert [f.title for f in frame.findings] == [stall.title, OOPS]
     assert frame.guest_stopped and guest.calls[-1] == "stop" and not frame.crashed
     assert frame.taint_changed
-    assert frame.findings_json()[1] == {"kind": "oops", "title": OOPS,
-                                        "line": frame.findings[1].line}
+    assert frame.findings_json()[1] == {
+        "kind": "oops", "title": OOPS, "frame": "dax_disassociate_entry",
+        "line": frame.findings[1].line, "log_line": frame.findings[1].header}
     error = frame.failure("FOLL_PIN leak: 1 pages pinned but 0 released")
     assert isinstance(error, KernelFindingsError)
     assert str(error).splitlines() == [
@@ -242,7 +243,8 @@ def test_an_oops_that_taints_fails_the_test_and_retires_the_guest(tmp_path):
 
 def test_an_expected_finding_is_shown_but_does_not_fail(tmp_path):
     guest = FakeGuest()
-    frame = started(tmp_path, guest, expected=[r"BUG: unable to handle page fault in dax_.*"])
+    frame = started(tmp_path, guest,
+                    expected=[r"BUG: unable to handle kernel paging request in dax_.*"])
     guest.kernel_prints("real-6.1-oops-dax_disassociate_entry-ext4-unbind.log")
     frame.finish(None)
     assert frame.findings == [] and [f.title for f in frame.expected_findings] == [OOPS]

@@ -9,7 +9,7 @@ from harness.checks import Check
 from harness.known_failures import KnownFailuresError, parse
 
 ROOT = Path(__file__).resolve().parents[2]
-OOPS = "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+OOPS = "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
 
 
 def table(**entry):

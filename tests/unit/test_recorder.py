@@ -24,7 +24,7 @@ from harness.verdict import Phase
 
 RDMA = "testcases/test_remove.py::test_remove_pinned_devdax[rdma-disable]"
 OTHER = "testcases/test_odirect.py::test_odirect_read[fsdax-ext4]"
-OOPS = "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
+OOPS = "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
 TABLE = f"""\
 known_failures:
   - test: "test_remove.py::test_remove_pinned_devdax[rdma-*]"
@@ -99,8 +99,8 @@ def test_the_known_bug_alone_is_known_failure(rec):
     record = rec.records[RDMA]
     assert record.outcome == "known_failure"
     assert record.known_issue["title"] == OOPS
-    assert record.kernel_findings == [{"kind": "oops", "title": OOPS,
-                                       "line": frame.findings[0].line}]
+    assert record.kernel_findings == [frame.findings[0].to_json()]
+    assert record.kernel_findings[0]["title"] == OOPS
     assert record.message == FINDINGS_FAILURE
     # every check, the failed one the bug explains included
     assert record.checks == [USABLE.to_json(), RELEASE_BAD.to_json()]
@@ -255,8 +255,8 @@ def test_write_results(rec):
     assert rec.write_results(interrupted=False) == \
         (None, [f"nvdimm-harness: results in {rec.results_dir}"])
     summary = json.loads((rec.results_dir / "summary.json").read_text())
-    assert summary["run_findings"] == [{"kind": "warning", "title": "WARNING in dax_iomap_rw",
-                                        "line": summary["run_findings"][0]["line"]}]
+    assert [(f["kind"], f["title"], f["frame"]) for f in summary["run_findings"]] == [
+        ("warning", "WARNING in dax_iomap_rw", "dax_iomap_rw")]
     (test,) = summary["tests"]
     assert test["outcome"] == "known_failure" and test["checks"] == [USABLE.to_json()]
     assert test["artifacts"] == ["tests/test_remove_pinned_devdax_rdma-disable/dmesg.txt"]

@@ -33,7 +33,7 @@ def sample_run(**overrides):
                        kernel_findings=[{"kind": "warning", "title": "WARNING in dax_iomap_rw"}]),
             TestRecord("testcases/test_a.py::test_skip", "skipped", 0.0, message="no gup_test"),
             TestRecord("testcases/test_b.py::test_bug", "known_failure", 3.0,
-                       known_issue={"title": "BUG: unable to handle page fault in x",
+                       known_issue={"title": "BUG: unable to handle kernel paging request in x",
                                     "reference": "rxe devdax bug"}),
         ],
     )
@@ -110,7 +110,7 @@ def test_junit_survives_control_characters():
 def test_junit_known_failure_is_skipped_with_the_bug_and_fixed_is_a_pass():
     run = sample_run(tests=[
         TestRecord("testcases/test_b.py::test_bug", "known_failure", 3.0,
-                   known_issue={"title": "BUG: unable to handle page fault in x",
+                   known_issue={"title": "BUG: unable to handle kernel paging request in x",
                                 "reference": "rxe devdax bug"}),
         TestRecord("testcases/test_b.py::test_gone", "fixed", 1.0,
                    known_issue={"title": "BUG: y", "reference": "ref"}),
@@ -120,7 +120,7 @@ def test_junit_known_failure_is_skipped_with_the_bug_and_fixed_is_a_pass():
     bug, gone = suite.findall("testcase")
     skipped = bug.find("skipped")
     assert skipped.get("message") == \
-        "known kernel bug: BUG: unable to handle page fault in x (rxe devdax bug)"
+        "known kernel bug: BUG: unable to handle kernel paging request in x (rxe devdax bug)"
     props = {p.get("name"): p.get("value") for p in bug.iter("property")}
     assert props["outcome"] == "known_failure" and props["known_issue.reference"] == \
         "rxe devdax bug"
@@ -215,8 +215,8 @@ def test_markdown_lists_known_bugs_first_and_failures():
     assert md.index("Known kernel bugs") < md.index("Failures")
     assert "`testcases/test_a.py::test_bad[ext4]`: failed [WARNING in dax_iomap_rw] " \
         "mismatch at byte 17\n" in md
-    assert "- `testcases/test_b.py::test_bug`: known_failure — BUG: unable to handle page " \
-        "fault in x (rxe devdax bug)" in md
+    assert "- `testcases/test_b.py::test_bug`: known_failure — BUG: unable to handle kernel " \
+        "paging request in x (rxe devdax bug)" in md
     assert "6.1.0-56-amd64" in md
     assert "- 4 tests in 42.0s: 1 failed, 1 known_failure, 1 passed, 1 skipped" in md
 
@@ -242,7 +242,7 @@ def test_html_is_self_contained_and_orders_known_failures_first():
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert page.index("test_bug") < page.index("test_bad") < page.index("test_ok")
     assert '<span class="verdict">FAIL</span>' in page
-    assert "BUG: unable to handle page fault in x" in page and "rxe devdax bug" in page
+    assert "BUG: unable to handle kernel paging request in x" in page and "rxe devdax bug" in page
 
 
 def test_html_failure_details_inline_dmesg_expected_observed_and_links(tmp_path):

@@ -275,9 +275,9 @@ def test_accel_kvm_without_kvm_is_exit_3_with_the_reason(capsys, tmp_path, monke
 
 
 def test_bad_keyword_is_exit_2_before_anything_runs(capsys, nothing_left, monkeypatch):
-    from harness import cli
+    from harness import prepare
 
-    monkeypatch.setattr(cli, "prepare", lambda options: pytest.fail("prepared a guest"))
+    monkeypatch.setattr(prepare, "prepare", lambda options: pytest.fail("prepared a guest"))
     status, err = run_cli(capsys, "run", "-k", "odirect and (")
     assert status == 2
     assert_one_line(err, "-k: 'odirect and (' is not a valid expression: at column 14: "
@@ -285,9 +285,9 @@ def test_bad_keyword_is_exit_2_before_anything_runs(capsys, nothing_left, monkey
 
 
 def test_keyword_selecting_nothing_is_exit_2(capsys, nothing_left, monkeypatch):
-    from harness import cli
+    from harness import prepare
 
-    monkeypatch.setattr(cli, "prepare", lambda options: pytest.fail("prepared a guest"))
+    monkeypatch.setattr(prepare, "prepare", lambda options: pytest.fail("prepared a guest"))
     status, err = run_cli(capsys, "run", "-k", "no_such_test_anywhere")
     assert status == 2
     assert_one_line(err, "-k: no test matches 'no_such_test_anywhere'")

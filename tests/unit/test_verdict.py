@@ -23,7 +23,7 @@ def frame(**state) -> TestFrame:
 
 
 CLEAN = frame()
-CRASHED = frame(crashed="panic: sysrq triggered crash", guest_stopped=True)
+CRASHED = frame(crashed="kernel panic: sysrq triggered crash", guest_stopped=True)
 TIMEOUT = frame(timed_out=True, guest_stopped=True)
 KILLED = frame(qemu_killed="QEMU was killed by signal 9 (SIGKILL) during the test; ...",
                guest_stopped=True)
@@ -74,7 +74,7 @@ def test_the_frame_s_verdict_order_killed_crashed_timed_out():
 def test_message():
     failed = Phase("call", "failed", longrepr="Traceback ...\n" + FAIL, crash_message=FAIL)
     assert message(failed, None) == FAIL
-    assert message(failed, CRASHED) == "kernel crashed: panic: sysrq triggered crash"
+    assert message(failed, CRASHED) == "kernel crashed: kernel panic: sysrq triggered crash"
     assert message(failed, KILLED) == KILLED.qemu_killed
     # no one-line summary: the whole text, capped
     long = Phase("call", "failed", longrepr="x" * 5000)
@@ -91,14 +91,15 @@ def test_message():
 def test_xfail_reason():
     table = parse({"known_failures": [{
         "test": "test_remove.py::test_remove_pinned_devdax[rdma]", "kernel": ">=6.1,<6.2",
-        "finding": "BUG: unable to handle page fault in unpin_user_page_range_dirty_lock",
+        "finding": "BUG: unable to handle kernel paging request in "
+                   "unpin_user_page_range_dirty_lock",
         "reference": "rxe MR released after devdax disable"}]})
     verdict = table.judge("testcases/test_remove.py::test_remove_pinned_devdax[rdma]",
                           "6.1.0-57-amd64", True, [])
     assert verdict.outcome == "fixed"
     assert xfail_reason(verdict) == (
-        "known kernel bug: BUG: unable to handle page fault in unpin_user_page_range_dirty_lock"
-        " (rxe MR released after devdax disable)")
+        "known kernel bug: BUG: unable to handle kernel paging request in "
+        "unpin_user_page_range_dirty_lock (rxe MR released after devdax disable)")
 
 
 def test_a_precondition_not_met_is_error_never_passed():

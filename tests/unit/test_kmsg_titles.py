@@ -1,0 +1,157 @@
+"""How the scanner picks the function of a title (harness.kmsg_frames), and the header forms
+that only differ by prefix. Each case feeds the rule the report shape that would fool a
+simpler one (a generic frame first, a wrapper prefix, a second stack)."""
+
+from __future__ import annotations
+
+from harness.kmsg import scan_kernel_log
+
+
+def one(log: str) -> tuple[str, str, str]:
+    (f,) = scan_kernel_log(log)
+    return f.kind, f.title, f.frame
+
+
+def trace(*frames: str) -> str:
+    return "Call Trace:\n <TASK>\n" + "".join(f" {f}+0x10/0x20\n" for f in frames) + " </TASK>\n"
+
+
+def test_generic_words_are_found_anywhere_in_the_name():
+    log = ("BUG: sleeping function called from invalid context at mm/slab.h:756\n"
+           "in_atomic(): 1, irqs_disabled(): 0, non_block: 0, pid: 7, name: kworker/0:1\n"
+           + trace("dump_stack_lvl", "__might_resched", "kmem_cache_alloc_trace",
+                   "__kmalloc_node", "nvdimm_bus_lock_slow", "nd_region_probe"))
+    # "kmem_cache", "kmalloc" are generic; "nvdimm_bus_lock_slow" is not.
+    assert one(log)[2] == "nvdimm_bus_lock_slow"
+
+
+def test_syscall_wrappers_lose_their_prefix():
+    log = ("watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [fio:1402]\n"
+           "RIP: 0010:dax_layout_busy_page_range+0x1a/0x2e0\n"
+           + trace("dax_layout_busy_page_range", "ext4_break_layouts", "ext4_fallocate",
+                   "vfs_fallocate", "__x64_sys_fallocate", "do_syscall_64"))
+    # A stall names the function just before the syscall entry, without __x64_.
+    assert one(log) == ("soft_lockup", "BUG: soft lockup in sys_fallocate", "sys_fallocate")
+
+
+def test_stall_without_an_anchor_names_the_interrupted_function():
+    log = ("NMI watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [kworker/0:2:55]\n"
+           "RIP: 0010:nd_region_acquire_lane+0x30/0x90 [libnvdimm]\n"
+           + trace("btt_write_pg", "btt_submit_bio"))
+    assert one(log)[1] == "BUG: soft lockup in nd_region_acquire_lane"
+
+
+def test_hung_task_skips_waits_and_groups_rcu_waits():
+    waits = ("__schedule", "schedule", "schedule_timeout", "wait_for_completion")
+    log = "INFO: task ndctl:312 blocked for more than 120 seconds.\n"
+    assert one(log + trace(*waits, "__synchronize_srcu", "dax_kill", "nd_pmem_remove"))[1] == \
+        "INFO: task hung in synchronize_rcu"
+    assert one(log + trace(*waits, "percpu_rwsem_wait", "__percpu_down_read", "mnt_want_write",
+                           "path_openat"))[1] == "INFO: task hung in mnt_want_write"
+    newer = "INFO: task fio:77 blocked in I/O wait for more than 122 seconds.\n"
+    assert one(newer + trace(*waits, "io_schedule", "folio_wait_bit_common", "ext4_dax_fault"))[1] \
+        == "INFO: task hung in ext4_dax_fault"
+
+
+def test_warn_names_the_rip_function_unless_it_is_generic():
+    head = "WARNING: CPU: 0 PID: 1 at lib/list_debug.c:59 __list_del_entry_valid+0x7b/0xc0\n"
+    log = head + "RIP: 0010:__list_del_entry_valid+0x7b/0xc0\n" + trace(
+        "dax_disassociate_entry", "__dax_invalidate_entry")
+    assert one(log) == ("list_corruption", "WARNING in dax_disassociate_entry",
+                        "dax_disassociate_entry")
+
+
+def test_old_warning_without_rip_takes_the_trace_then_the_header():
+    log = ("WARNING: at fs/dax.c:1456 dax_iomap_rw+0x1f3/0x220()\n"
+           + trace("dump_stack", "warn_slowpath_common", "warn_slowpath_null", "dax_iomap_rw",
+                   "ext4_file_read_iter"))
+    assert one(log)[1] == "WARNING in dax_iomap_rw"
+
+
+def test_lockdep_old_bracketed_headers():
+    log = ("=================================\n"
+           "[ INFO: inconsistent lock state ]\n"
+           "4.9.0 #1 Not tainted\n---------------------------------\n"
+           "inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage.\n"
+           "fio/1402 [HC0[0]:SC0[0]:HE1:SE1] takes:\n"
+           " (&arena->map_locks[i].lock){+.?...}, at: [<ffffffffa01234a0>] "
+           "btt_map_write+0x80/0x140 [nd_btt]\n"
+           "{IN-SOFTIRQ-W} state was registered at:\n"
+           "  [<ffffffff810c3a5d>] __lock_acquire+0x5ad/0x1b80\n")
+    assert one(log) == ("lockdep", "inconsistent lock state in btt_map_write", "btt_map_write")
+    log = ("=====================================\n"
+           "[ BUG: bad unlock balance detected! ]\n"
+           "4.4.0 #1 Not tainted\n-------------------------------------\n"
+           "ndctl/1512 is trying to release lock (&nvdimm_bus->reconfig_mutex) at:\n"
+           "[<ffffffffa0021ba5>] nvdimm_bus_unlock+0x15/0x30 [libnvdimm]\n"
+           "but there are no more locks to release!\n")
+    assert one(log)[1] == "BUG: bad unlock balance in nvdimm_bus_unlock"
+
+
+def test_two_printks_on_one_console_line():
+    log = ("[   12.000001] nd_pmem namespace0.0: unable to guarantee persistence[   12.000002] "
+           "general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP\n"
+           "[   12.000003] RIP: 0010:btt_map_read+0x4a/0x100 [nd_btt]\n")
+    assert one(log)[1] == "general protection fault in btt_map_read"
+
+
+def test_a_warning_printk_without_a_trace_is_no_report():
+    log = ("[    1.100000] WARNING: fbcon: Driver 'bochs-drm' missed to adjust virtual screen "
+           "size (0x0 vs. 1024x768)\n[    1.100100] WARNING: reserved for future use\n"
+           "[    1.200000] Freeing unused kernel image memory: 2036K\n")
+    assert scan_kernel_log(log) == []
+    # The same words with a WARN()'s stack are a report.
+    log = ("[    1.100000] WARNING: reserved for future use\n"
+           "[    1.100001] Call Trace:\n[    1.100002]  nd_foo+0x1/0x2\n")
+    assert [f.title for f in scan_kernel_log(log)] == ["WARNING: reserved for future use"]
+
+
+def test_arm_backtrace_pairs_name_the_caller():
+    log = ("8<--- cut here ---\n"
+           "Unhandled fault: page domain fault (0x01b) at 0x00000000\n"
+           "Internal error: : 1b [#1] SMP ARM\n"
+           "PC is at __memcpy+0x48/0x100\n"
+           "Backtrace:\n"
+           "[<c0a1b2c4>] (__memcpy) from [<bf012345>] (pmem_do_read+0x60/0x90 [nd_pmem])\n"
+           "[<bf012345>] (pmem_do_read) from [<bf012400>] (pmem_submit_bio+0x1c/0x40 [nd_pmem])\n")
+    assert one(log) == ("oops", "Unhandled fault in pmem_do_read", "pmem_do_read")
+
+
+def test_old_kasan_report_is_one_finding_with_its_slub_part():
+    ruler = "=" * 66 + "\n"
+    log = (ruler + "BUG: KASAN: use-after-free in pmem_submit_bio+0x2a1/0x2c0 at addr "
+           "ffff8800619b2a20\nRead of size 8 by task fio/1402\n" + "=" * 77 + "\n"
+           "BUG kmalloc-64 (Not tainted): kasan: bad access detected\n" + "-" * 77 + "\n\n"
+           "INFO: Allocated in nd_region_probe+0x1a/0x90 age=2 cpu=0 pid=12\n"
+           "INFO: Freed in nd_region_remove+0x2e/0x60 age=1 cpu=1 pid=40\n"
+           + trace("dump_stack", "kasan_report", "__asan_load8", "pmem_submit_bio")
+           + "Memory state around the buggy address:\n" + ruler)
+    assert [(f.kind, f.title) for f in scan_kernel_log(log)] == [
+        ("kasan", "KASAN: use-after-free Read in pmem_submit_bio")]
+
+
+def test_kmemleak_skips_allocators_by_substring():
+    log = ("unreferenced object 0xffff888101bd9e00 (size 64):\n"
+           '  comm "ndctl", pid 312, jiffies 4294893330 (age 12.9s)\n'
+           "  backtrace (crc 5a8b0a7a):\n"
+           "    kmalloc_trace+0x25/0x90\n    devm_kzalloc_node+0x10/0x20\n"
+           "    nd_label_alloc_slot+0x9c/0x2e0 [libnvdimm]\n"
+           "    nd_pmem_namespace_label_update+0x40/0x90 [libnvdimm]\n")
+    # "alloc" in nd_label_alloc_slot is generic for a leak: the caller of the allocation wins.
+    assert one(log)[1] == "memory leak in nd_pmem_namespace_label_update"
+
+
+def test_rcu_stall_takes_the_task_interrupted_by_the_timer():
+    log = ("rcu: INFO: rcu_preempt self-detected stall on CPU\n"
+           "rcu: \t0-....: (2100 ticks this GP) idle=8d4/1/0x4000000000000000\n"
+           "\t(t=2100 jiffies g=5537 q=12 ncpus=2)\n"
+           "CPU: 0 PID: 1402 Comm: dd Not tainted 6.1.0 #1\n"
+           + trace("rcu_dump_cpu_stacks", "rcu_sched_clock_irq", "update_process_times",
+                   "__sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt")
+           + " asm_sysvec_apic_timer_interrupt+0x16/0x20\n"
+           "RIP: 0010:pmem_do_read+0x5e/0xb0 [nd_pmem]\n"
+           " pmem_submit_bio+0x14e/0x2a0 [nd_pmem]\n __submit_bio+0x8c/0x130\n"
+           " blkdev_read_iter+0x10/0x20\n vfs_read+0x1a0/0x2c0\n ksys_read+0x6c/0xf0\n"
+           " do_syscall_64+0x5d/0xb0\n")
+    # The frame before the first dispatch point (vfs_read).
+    assert one(log)[1] == "INFO: rcu detected stall in blkdev_read_iter"
