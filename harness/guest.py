@@ -191,6 +191,8 @@ class Guest:
         if "Kernel panic" in text and (panic := kmsg.first_panic(text)):
             return f"boot failed: kernel panic: {panic.header.strip()}"
         if self.machine is None or not self.machine.is_running():
+            if self.machine and (fault := self.machine.triple_fault()):
+                return _triple_fault_message(fault, text, self.machine.kernel)
             status = self.machine.proc.returncode if self.machine and self.machine.proc else "?"
             detail = self.machine.stderr_tail() if self.machine else ""
             return f"boot failed: QEMU exited (status {status}) {detail}".strip()
@@ -328,3 +330,16 @@ class Guest:
     def dmesg_between(self, begin: str, end: str) -> str:
         text = self.succeed("dmesg", timeout_s=60)
         return slice_between_marks(text, begin, end)
+
+
+def _triple_fault_message(fault: str, console: str, kernel: Path) -> str:
+    """A guest that reset itself: before or after its console came up, and what to try."""
+    if "Linux version" not in console:
+        hint = ("the kernel's PVH entry (an ELF vmlinux) faulted: try its bzImage with --kernel"
+                if kernel.read_bytes()[:4] == b"\x7fELF" else
+                "check the kernel's early boot options (e.g. KASAN, memory layout)")
+        return (f"boot failed: the guest reset before its console came up: triple fault in "
+                f"early boot; {fault}; {hint}")
+    last = next((ln.strip() for ln in reversed(console.splitlines()) if ln.strip()), "")
+    return f"boot failed: the guest reset itself (triple fault) after: {last[:160]}; {fault}"
+

@@ -60,7 +60,7 @@ class PatchSeries:
 class BuiltKernel:
     directory: Path
     bzimage: Path
-    vmlinux: Path | None  # ELF with a PVH entry, booted directly when present
+    vmlinux: Path | None  # ELF with a PVH entry: symbols, and booted unless pvh_refused
     modules_image: Path | None
     release: str
     config_hash: str
@@ -69,7 +69,19 @@ class BuiltKernel:
 
     @property
     def boot_image(self) -> Path:
-        return self.vmlinux or self.bzimage
+        """The PVH vmlinux (no decompression, faster under TCG) unless the config rules it out."""
+        return self.vmlinux if self.vmlinux and not self.pvh_refused else self.bzimage
+
+    @property
+    def pvh_refused(self) -> str:
+        """Why the PVH entry is not used ("" when it is, or when there is none)."""
+        if "pvh_refused" in self.manifest:
+            return self.manifest["pvh_refused"]
+        from .vmlinux import pvh_entry_refused  # an entry cached before the decision was stored
+
+        config = self.directory / "config"
+        return pvh_entry_refused(config.read_text(errors="replace") if config.is_file() else "",
+                                 None)
 
     @property
     def source_dir(self) -> str | None:
@@ -395,11 +407,15 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
     shutil.copy2(build / "arch/x86/boot/bzImage", out / "bzImage")
     shutil.copy2(build / ".config", out / "config")
-    from .vmlinux import has_pvh_entry
+    from .vmlinux import has_pvh_entry, pvh_entry_refused
 
     elf = (build / "vmlinux").read_bytes()
-    if has_pvh_entry(elf):
+    pvh_makefile = src / "arch/x86/platform/pvh/Makefile"
+    refused = pvh_entry_refused((build / ".config").read_text(errors="replace"),
+                                pvh_makefile.read_text() if pvh_makefile.is_file() else None)
+    if has_pvh_entry(elf):  # kept even when refused: the symbolizer reads it
         (out / "vmlinux").write_bytes(elf)
+    manifest["pvh_refused"] = refused
     _install_modules(src, build, out, release, step)
     subjects = [s for p in parsed for s in p.subjects(tree)]
     manifest.update({"release": release, "patches": subjects,

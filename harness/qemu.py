@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,12 @@ ACCEL_ARGS: dict[str, list[str]] = {
     "tcg": ["-accel", "tcg,thread=multi", "-cpu", "max"],
 }
 
+
+# -d cpu_reset output: "CPU Reset (CPU 0)" and register lines ("RAX=...", "ES =0000 ...").
+_CPU_DUMP = re.compile(r"^(?:CPU Reset|Triple fault|[A-Z][A-Z0-9 ]{1,3}=|[A-Z]{2,4}\s*=|"
+                       r"(?:GDT|IDT|LDT|TR)\s*=|EFER=|FCW=|FPR\d|XMM\d|YMM\d|CCS=|DR\d)")
+_RIP = re.compile(r"[RE]IP=[0-9a-f]+")
+_CR = re.compile(r"CR0=[0-9a-f]+ CR2=[0-9a-f]+")
 
 @dataclass(frozen=True)
 class BootSpec:
@@ -114,6 +121,9 @@ def build_argv(
              "-serial", "chardev:con0"]
     argv += ["-qmp", f"unix:{files.qmp_socket},server=on,wait=off"]
     argv += ["-display", "none", "-no-reboot"]
+    # A triple fault in early boot ends QEMU with status 0 and an empty console; cpu_reset
+    # logging leaves QEMU's own account in qemu.log ("Triple fault" and the CPU state).
+    argv += ["-d", "cpu_reset"]
     argv += ["-kernel", str(boot.kernel)]
     if boot.initrd:
         argv += ["-initrd", str(boot.initrd)]
@@ -169,12 +179,30 @@ class QemuMachine:
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stderr_tail(self, lines: int = 5) -> str:
+    @property
+    def kernel(self) -> Path:
+        return Path(self.argv[self.argv.index("-kernel") + 1])
+
+    def _log_lines(self) -> list[str]:
         try:
-            text = self.files.qemu_log.read_text(errors="replace").strip()
+            return self.files.qemu_log.read_text(errors="replace").splitlines()
         except OSError:
+            return []
+
+    def stderr_tail(self, lines: int = 5) -> str:
+        """QEMU's last messages, without the CPU state dumps of -d cpu_reset."""
+        text = [ln for ln in self._log_lines() if ln.strip() and not _CPU_DUMP.match(ln)]
+        return "\n".join(text[-lines:])
+
+    def triple_fault(self) -> str:
+        """QEMU's evidence of a guest triple fault ("" if none): where the CPU was."""
+        lines = self._log_lines()
+        hits = [i for i, ln in enumerate(lines) if ln.strip() == "Triple fault"]
+        if not hits:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        state = "\n".join(lines[hits[-1]:hits[-1] + 30])
+        regs = [m.group(0) for rx in (_RIP, _CR) if (m := rx.search(state))]
+        return "QEMU logged 'Triple fault'" + (f" ({', '.join(regs)})" if regs else "")
 
     def launch(self, startup_timeout_s: float = 20.0) -> None:
         binary = self.argv[0]

@@ -65,3 +65,20 @@ def _notes_have_pvh(notes: bytes) -> bool:
             return True
         pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
     return False
+
+
+def pvh_entry_refused(config: str, pvh_makefile: str | None) -> str:
+    """Why a kernel built with `config` must boot from its bzImage, not its PVH entry ("" when
+    the PVH entry is safe). `pvh_makefile`: the tree's arch/x86/platform/pvh/Makefile, if known.
+
+    With CONFIG_KASAN, pvh_start_xen (arch/x86/platform/pvh/head.S) calls xen_prepare_pvh()
+    (enlighten.c) before startup_64 has run kasan_early_init(): the C code is instrumented,
+    its first shadow check reads an unmapped address, and with no IDT yet the CPU triple
+    faults before the console is up (measured on Debian's 6.1 with the harness's debug
+    fragment). The bzImage path maps the early shadow first. A tree whose pvh Makefile turns
+    KASAN off for that code (KASAN_SANITIZE) can use the PVH entry.
+    """
+    if "CONFIG_KASAN=y" in config.splitlines() and "KASAN_SANITIZE" not in (pvh_makefile or ""):
+        return ("CONFIG_KASAN=y: the PVH entry runs instrumented C (xen_prepare_pvh) before "
+                "KASAN's early shadow is mapped and triple-faults; booting the bzImage")
+    return ""
