@@ -88,6 +88,10 @@ class KernelChoice:
     vmlinux: Path | None = None
     modules_dir: Path | None = None
     source_root: str | None = None
+    # Debug checkers (harness.kconfig.debug_cost): deadlines scale by slowdown, and the
+    # kernel parameters they need go on the command line.
+    slowdown: float = 1.0
+    cmdline_extra: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,8 @@ class GuestConfig:
     accel: AccelChoice
 
     def cmdline(self) -> str:
-        return " ".join(x for x in (BASE_CMDLINE, self.profile.cmdline_extra) if x)
+        return " ".join(x for x in (BASE_CMDLINE, self.profile.cmdline_extra,
+                                    self.kernel.cmdline_extra) if x)
 
     def boot_spec(self) -> BootSpec:
         extra = (self.kernel.modules_image,) if self.kernel.modules_image else ()
@@ -136,7 +141,8 @@ class Guest:
         (self.files.workdir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         self._create_disks()
         start = time.monotonic()
-        deadline = start + self.config.profile.boot_timeout_s
+        slowdown = self.config.kernel.slowdown
+        deadline = start + self.config.profile.boot_timeout_s * slowdown
         with progress.step(f"booting guest ({self.config.accel.accel}, "
                            f"{self.config.kernel.source} kernel)") as step:
             try:
@@ -145,6 +151,7 @@ class Guest:
                     self.ssh_port, self.config.image.ssh_key, self.config.image.host_public_key,
                     deadline, still_booting=lambda: self._boot_problem(step),
                 )
+                self.shell.time_scale = slowdown
             except BaseException as e:
                 tail = self.console_tail()
                 self.stop()

@@ -650,3 +650,28 @@ def fragment_check_message(unmet_list: Sequence[UnmetOption], tree: Path | None,
         why = explain_unmet(tree, u.option, config, u.wanted, arch) if tree is not None else ""
         lines.append(f"{u} ({why})" if why else str(u))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DebugCost:
+    """What a kernel's debug checkers cost a guest, read from its .config."""
+
+    slowdown: float  # guest commands and boot take this many times longer
+    cmdline: str  # kernel parameters the checkers need
+    why: str  # for the progress line
+
+    @property
+    def any(self) -> bool:
+        return self.slowdown > 1 or bool(self.cmdline)
+
+
+def debug_cost(config_text: str) -> DebugCost:
+    """KASAN: generic inline KASAN runs "~x3" slower (lib/Kconfig.kasan); kasan_multi_shot so
+    every bad access is reported, not only the first of the boot (dev-tools/kasan.rst).
+    PROVE_LOCKING alone: every lock acquisition walks the lock graph, ~1.5x here."""
+    options = parse_config(config_text)
+    if options.get("KASAN") == "y":
+        return DebugCost(3.0, "kasan_multi_shot", "KASAN kernel: deadlines x3, kasan_multi_shot")
+    if options.get("PROVE_LOCKING") == "y":
+        return DebugCost(1.5, "", "lockdep kernel: deadlines x1.5")
+    return DebugCost(1.0, "", "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import kconfig
+from . import kconfig, progress
 from .accel import choose_accel
 from .errors import UsageError
 from .guest import GuestConfig, KernelChoice
@@ -69,7 +69,11 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
         built = build_kernel(Path(options.kernel_tree), list(options.patches),
                              ["nvdimm", *options.configs] if options.configs
                              else list(DEFAULT_FRAGMENTS))
+        cost = kconfig.debug_cost((built.directory / "config").read_text(errors="replace"))
+        if cost.any:
+            progress.say(cost.why)
         return KernelChoice(kernel=built.boot_image, initrd=None, source="tree",
+                            slowdown=cost.slowdown, cmdline_extra=cost.cmdline,
                             description=f"built from {built.manifest['tree']} "
                                         f"({built.manifest['tree_identity']}), cache "
                                         f"{built.directory}",
@@ -100,9 +104,17 @@ def vmlinux_beside(kernel: Path) -> Path | None:
     return tree_vmlinux if tree_vmlinux and tree_vmlinux.is_file() else None
 
 
+# KASAN takes 1/8 of the guest's RAM for its shadow and ~50% more for its quarantine and
+# redzones (lib/Kconfig.kasan): a KASAN kernel gets this profile unless one was asked for.
+KASAN_PROFILE = "debug"
+
+
 def prepare(options: GuestOptions) -> GuestConfig:
     profile = validate(options)
     image = ensure_image(load_recipe(options.recipe))
     kernel = kernel_choice(options, image)
+    if "kasan_multi_shot" in kernel.cmdline_extra and options.profile is None:
+        profile = load_profile(KASAN_PROFILE)
+        progress.say(f"KASAN kernel: profile {profile.name!r} ({profile.description})")
     accel = choose_accel(options.accel or profile.accel, kernel.kernel)
     return GuestConfig(profile=profile, image=image, kernel=kernel, accel=accel)

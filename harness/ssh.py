@@ -82,6 +82,8 @@ class GuestShell:
         self.client = client
         self.host = host
         self.port = port
+        # Every deadline is multiplied by this: a debug kernel (KASAN under TCG) is slower.
+        self.time_scale = 1.0
 
     @classmethod
     def connect(
@@ -133,7 +135,9 @@ class GuestShell:
             self.client.close()
 
     def run(self, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> CommandResult:
-        """Run `command` with sh in the guest; never blocks past timeout_s + a grace period."""
+        """Run `command` with sh in the guest; never blocks past timeout_s + a grace period
+        (timeout_s scaled by time_scale)."""
+        timeout_s *= self.time_scale
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionError("SSH connection to the guest is closed")

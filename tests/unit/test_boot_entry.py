@@ -90,3 +90,24 @@ def test_triple_fault_message(tmp_path):
                                   kernel)
     assert later.startswith("boot failed: the guest reset itself (triple fault) after: "
                             "[    0.5] smpboot: CPU0")
+
+
+def test_debug_checkers_scale_deadlines_and_set_their_parameters():
+    from harness.kconfig import debug_cost
+
+    kasan = debug_cost(KASAN + "CONFIG_PROVE_LOCKING=y\n")
+    assert (kasan.slowdown, kasan.cmdline) == (3.0, "kasan_multi_shot") and kasan.any
+    lockdep = debug_cost("CONFIG_PROVE_LOCKING=y\n# CONFIG_KASAN is not set\n")
+    assert (lockdep.slowdown, lockdep.cmdline) == (1.5, "")
+    assert not debug_cost(PLAIN).any
+
+
+def test_kasan_parameters_reach_the_kernel_command_line():
+    from harness.guest import GuestConfig, KernelChoice
+
+    kernel = KernelChoice(kernel=Path("/k/bzImage"), initrd=None, source="tree",
+                          slowdown=3.0, cmdline_extra="kasan_multi_shot")
+    config = GuestConfig(profile=load_profile("debug", check_host=False), image=None,
+                         kernel=kernel, accel=None)
+    assert config.cmdline().endswith(" kasan_multi_shot")
+    assert config.profile.memory == 3 * 1024 ** 3
