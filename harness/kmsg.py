@@ -186,7 +186,7 @@ PATTERNS: tuple[Pattern, ...] = (
          r"BUG: KFENCE: (?P<type>use-after-free (?:read|write)|out-of-bounds (?:read|write)|"
          r"invalid (?:read|write)|invalid free|memory corruption) in {FUNC}",
          "KFENCE: {type} in {func}", frames=Frames((HEADER, TRACE)), end=_EQ, multi_trace=True),
-    _pat("kmsan", "kmsan", r"BUG: KMSAN: (?P<type>[\w-]+) in {FUNC}", "KMSAN: {type} in {func}",
+    _pat("kmsan", "kmsan", r"BUG: KMSAN: (?P<type>[\w -]+?) in {FUNC}", "KMSAN: {type} in {func}",
          frames=Frames((TRACE, re.compile(r"Local variable .* created at:|Uninit was created at:"),
                         TRACE),
                        skip=words("alloc_skb", "netlink_ack", "netlink_rcv_skb", "_encrypt$",
@@ -433,8 +433,17 @@ PATTERNS: tuple[Pattern, ...] = (
          "kernel panic: Attempted to kill init!", end=r"^---\[ end Kernel panic"),
     _pat("panic", "panic", r"Kernel panic - not syncing: Couldn't open N_TTY ldisc",
          "kernel panic: Couldn't open N_TTY ldisc", end=r"^---\[ end Kernel panic"),
+    # "Fatal exception" and "Fatal exception in interrupt" end an oops: one title for both.
+    _pat("panic", "panic", r"Kernel panic - not syncing: Fatal exception",
+         "kernel panic: Fatal exception", end=r"^---\[ end Kernel panic"),
     _pat("panic", "panic", r"Kernel panic - not syncing: (?P<msg>.*)", "kernel panic: {msg}",
          end=r"^---\[ end Kernel panic"),
+    # The unwinder's own complaints (arch/x86/kernel/unwind_frame.c): no trace follows.
+    _pat("unwinder", "warning",
+         r"WARNING: kernel stack regs at \w+ in \S* has bad '(?P<reg>[^']+)' value",
+         "WARNING: kernel stack regs has bad '{reg}' value", max_lines=1),
+    _pat("unwinder", "warning", r"WARNING: kernel stack frame pointer at \w+ in \S* has bad value",
+         "WARNING: kernel stack frame pointer has bad value", max_lines=1),
     # -- catch-alls (LKP's "^BUG: .*" and "WARNING: .*"), after every specific row; a WARNING:
     # or INFO: line is only a report with a stack trace after it.
     _pat("lockdep", "lockdep", r"WARNING: (?P<msg>.*\b(?:locks?|locking|RCU)\b.*)",
@@ -537,7 +546,10 @@ class _Line:
     ctx: str  # printk caller id ("T123", "C0") or ""
 
 
-def _strip_prefixes(raw: str) -> tuple[str, str, str]:
+def _strip_prefixes(raw: str) -> list[tuple[str, str, str]]:
+    """(text, origin, ctx) of each printk on a console line: usually one; two printks that
+    reached the console as one line ("...persistence[   12.000002] general protection...")
+    are split at the second one's timestamp."""
     s = raw.rstrip("\r")
     if "\r" in s:  # a terminal shows what follows the last carriage return
         s = s.rsplit("\r", 1)[1]
@@ -561,23 +573,24 @@ def _strip_prefixes(raw: str) -> tuple[str, str, str]:
         origin = origin or "kernel"
         ctx = m["ctx"] or ""
         s = s[m.end():]
-        # Two printks on one console line: the second one starts at its own timestamp.
         if (found := _LATE_TIMESTAMP.search(s)) is not None:
-            *_, last = _TIMESTAMP.finditer(s, found.start())
-            ctx = last["ctx"] or ctx
-            s = s[last.end():]
+            parts = [(s[:found.start()], origin, ctx)]
+            stamps = list(_TIMESTAMP.finditer(s, found.start()))
+            for i, m in enumerate(stamps):
+                end = stamps[i + 1].start() if i + 1 < len(stamps) else len(s)
+                parts.append((s[m.end():end], origin, m["ctx"] or ctx))
+            return [(_KMEMLEAK.sub("", t), o, c) for t, o, c in parts]
     if not ctx and (m := _CALLER.match(s)):
         origin = origin or "kernel"
         ctx = m["ctx"]
         s = s[m.end():]
-    return _KMEMLEAK.sub("", s), origin, ctx
+    return [(_KMEMLEAK.sub("", s), origin, ctx)]
 
 
 def _prepare(text: str) -> list[_Line]:
     out = []
     for no, raw in enumerate(text.split("\n"), 1):
-        s, origin, ctx = _strip_prefixes(raw)
-        out.append(_Line(no, s, origin, ctx))
+        out.extend(_Line(no, s, origin, ctx) for s, origin, ctx in _strip_prefixes(raw))
     return out
 
 

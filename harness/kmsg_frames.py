@@ -184,7 +184,10 @@ class Frames:
         for steps in (self.steps, *self.fallbacks):
             if (name := self._pick(self._candidates(steps, lines, header))):
                 return name
-        return ""
+        # Only generic frames (a truncated report: RIP in memset, no trace): name the first
+        # one rather than nothing.
+        raw = self._candidates(self.steps, lines, header, skipping=False)
+        return _SUFFIX.sub("", _strip_syscall(raw[0])) if raw else ""
 
     def _skipped(self, name: str) -> bool:
         if self.generic and GENERIC.search(name):
@@ -192,7 +195,7 @@ class Frames:
         return bool(self.skip and self.skip.search(name))
 
     def _candidates(self, steps: Sequence[Step], lines: Sequence[str],
-                    header: re.Match[str]) -> list[str]:
+                    header: re.Match[str], skipping: bool = True) -> list[str]:
         found: list[str] = []
 
         def take(m: re.Match[str] | None) -> None:
@@ -200,7 +203,7 @@ class Frames:
                 return
             for group in ("func", "func2"):
                 name = m.groupdict().get(group)
-                if name and not _HEX.fullmatch(name) and not self._skipped(name):
+                if name and not _HEX.fullmatch(name) and not (skipping and self._skipped(name)):
                     found.append(name)
 
         pos, i, traces = 0, 0, 0

@@ -93,7 +93,7 @@ def test_scan_json_gives_kind_title_frame_and_the_log_line(capsys):
         "log_line": "BUG: unable to handle page fault for address: ffffea0004008008"}
     assert log.read_text().split("\n")[oops["line"] - 1].endswith(oops["log_line"])
     assert (panic["kind"], panic["title"]) == (
-        "panic", "kernel panic: Fatal exception in interrupt")
+        "panic", "kernel panic: Fatal exception")
 
 
 def test_scan_does_not_import_the_ssh_stack():

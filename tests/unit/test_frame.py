@@ -89,7 +89,7 @@ def test_crash_verdict_names_the_panic_not_the_oops_before_it():
     findings = scan("real-6.1-panic-bio_check_pages_dirty-irq.log")
     assert [f.kind for f in findings] == ["oops", "panic"]
     v = crash_verdict(False, None, findings, None, False, 0, None)
-    assert v.crashed == "kernel panic: Fatal exception in interrupt"
+    assert v.crashed == "kernel panic: Fatal exception"
 
 
 def test_taint_changed():

@@ -155,3 +155,24 @@ def test_rcu_stall_takes_the_task_interrupted_by_the_timer():
            " do_syscall_64+0x5d/0xb0\n")
     # The frame before the first dispatch point (vfs_read).
     assert one(log)[1] == "INFO: rcu detected stall in blkdev_read_iter"
+
+
+def test_a_header_followed_by_another_printk_on_the_same_line():
+    log = ("[   92.396607] general protection fault: 0000 [#1] SMP[  387.811073] audit: "
+           "type=1326 audit(1486238739.637:135): auid=4294967295\n"
+           "[   92.396700] RIP: 0010:btt_map_read+0x4a/0x100 [nd_btt]\n")
+    f = scan_kernel_log(log)[0]
+    assert (f.title, f.line) == ("general protection fault in btt_map_read", 1)
+
+
+def test_only_generic_frames_name_the_first_one():
+    log = ("BUG: unable to handle kernel paging request at ffff88002bde1e40\n"
+           "IP: [<ffffffff82d4e304>] __memset+0x24/0x30\n"
+           "Oops: 0002 [#1] SMP KASAN\n")  # truncated: no trace
+    assert one(log)[1] == "BUG: unable to handle kernel paging request in __memset"
+
+
+def test_unwinder_complaints_need_no_trace():
+    log = ("WARNING: kernel stack regs at ffff8801c1e5f468 in syz-executor:4716 has bad 'bp' "
+           "value 0000000000000001\n")
+    assert one(log)[1] == "WARNING: kernel stack regs has bad 'bp' value"
