@@ -23,12 +23,20 @@ BZIMAGE_MAGIC_OFFSET = 0x202
 BZIMAGE_MAGIC = b"HdrS"
 
 
-def check_bzimage(path: Path) -> None:
+def check_kernel(path: Path) -> None:
+    """A bzImage, or an ELF vmlinux with a PVH entry note (QEMU boots both with -kernel)."""
     if not path.exists():
         raise UsageError(f"--kernel: {path}: no such file")
     if not path.is_file():
         raise UsageError(f"--kernel: {path}: not a regular file")
     with open(path, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            from .vmlinux import has_pvh_entry
+
+            if not has_pvh_entry(path.read_bytes()):
+                raise UsageError(f"--kernel: {path}: an ELF without a PVH entry note (build "
+                                 "with CONFIG_PVH, or give the bzImage)")
+            return
         f.seek(BZIMAGE_MAGIC_OFFSET)
         if f.read(4) != BZIMAGE_MAGIC:
             raise UsageError(f"--kernel: {path}: not an x86 kernel image (no 'HdrS' boot header)")
@@ -42,7 +50,7 @@ def validate(options: GuestOptions) -> MachineProfile:
     if options.kernel and options.kernel_tree:
         raise UsageError("--kernel and --kernel-tree: give one of them")
     if options.kernel:
-        check_bzimage(Path(options.kernel))
+        check_kernel(Path(options.kernel))
     if (options.patches or options.configs) and not options.kernel_tree:
         raise UsageError("--patches/--config need --kernel-tree")
     if options.modules and not options.kernel:
@@ -87,7 +95,7 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
         path = Path(options.kernel).resolve()
         modules = modules_image_for(Path(options.modules)) if options.modules else None
         return KernelChoice(kernel=path, initrd=None, source="image",
-                            description=f"bzImage {path}", modules_image=modules,
+                            description=f"kernel {path}", modules_image=modules,
                             vmlinux=vmlinux_beside(path),
                             modules_dir=Path(options.modules) if options.modules else None)
     return KernelChoice(kernel=image.pvh_kernel or image.kernel, initrd=image.initrd,

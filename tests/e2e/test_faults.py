@@ -131,6 +131,27 @@ def test_qemu_refusing_an_option_is_exit_3_with_its_message(tmp_path, private_tm
     assert_nothing_left(private_tmp)
 
 
+def test_a_kernel_that_triple_faults_in_early_boot_is_named_as_such(tmp_path, private_tmp,
+                                                                     no_new_qemu):
+    # A real QEMU booting a deliberately broken kernel (tests/data/triple_fault_kernel.py):
+    # it dies before its console is up, which QEMU alone can tell ("Triple fault").
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    from triple_fault_kernel import triple_fault_kernel
+
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(triple_fault_kernel())
+    results = tmp_path / "r"
+    proc = nvh("run", "--accel", "tcg", "--kernel", str(kernel), "-k", ONE_TEST,
+               "--results", str(results), env=harness_env(private_tmp))
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    error = summary(results)["infra_error"]
+    assert error.startswith("boot failed: the guest reset before its console came up: triple "
+                            "fault in early boot; QEMU logged 'Triple fault'; the kernel's PVH "
+                            "entry (an ELF vmlinux) faulted: try its bzImage"), error
+    assert "QEMU exited (status 0)" not in error
+    assert_nothing_left(private_tmp)
+
+
 def test_taken_port_shows_qemus_message_and_the_launch_retries(tmp_path, private_tmp,
                                                                no_new_qemu, monkeypatch):
     from harness import guest as guest_mod

@@ -68,6 +68,15 @@ def machine(tmp_path: Path, log: str, kernel: str = "/k/vmlinux") -> QemuMachine
     return QemuMachine(["qemu-system-x86_64", "-kernel", kernel], files)
 
 
+def test_triple_fault_in_qemus_real_log(tmp_path):
+    # QEMU 7.2's stderr with -d cpu_reset for tests/data/triple_fault_kernel.py: the start-up
+    # resets, then "Triple fault" (with -no-reboot QEMU exits instead of resetting again).
+    real = (Path(__file__).parents[1] / "data" / "qemu" / "triple-fault-cpu_reset.log")
+    m = machine(tmp_path, real.read_text())
+    assert m.triple_fault() == "QEMU logged 'Triple fault'"
+    assert m.stderr_tail() == ""
+
+
 def test_triple_fault_evidence_and_a_clean_stderr_tail(tmp_path):
     startup = RESET.format(cpu=0, rip="0000fff0", cr0="60000010")
     fault = "Triple fault\n" + RESET.format(cpu=0, rip="ffffffff8286c0a3", cr0="80050033")
