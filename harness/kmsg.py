@@ -671,8 +671,14 @@ class _Report:
     def has_trace(self) -> bool:
         return any(_TRACE_START.match(ln.text) or _RIPISH.match(ln.text) for ln in self.lines)
 
-    def finding(self) -> Finding:
-        title, func = _title(self.pat, self.match, [ln.text for ln in self.lines])
+    def finding(self, continued_by: _Report | None = None) -> Finding:
+        """`continued_by`: a panic printed right after this report's header (panic_on_warn in
+        4.x kernels panics before the WARN's trace): its lines hold this report's stack."""
+        lines = [ln.text for ln in self.lines]
+        if continued_by is not None and continued_by.pat.kind == "panic" and \
+                continued_by.lines[0].no - self.lines[-1].no <= 3:
+            lines += [ln.text for ln in continued_by.lines]
+        title, func = _title(self.pat, self.match, lines)
         return Finding(self.pat.kind, title, self.lines[0].no,
                        "\n".join(ln.text for ln in self.lines), func)
 
@@ -732,10 +738,11 @@ def scan_kernel_log(text: str, *, ignore: Iterable[str] = ()) -> list[Finding]:
     """Kernel reports in `text`, in log order; `ignore`: regexes (re.search) dropping titles."""
     extra = tuple(re.compile(rx) for rx in ignore)
     findings = []
-    for report in _collect(_prepare(text)):
+    reports = _collect(_prepare(text))
+    for i, report in enumerate(reports):
         if report.pat.needs_trace and not report.has_trace():
             continue
-        f = report.finding()
+        f = report.finding(reports[i + 1] if i + 1 < len(reports) else None)
         if not any(rx.search(f.title) for rx in _IGNORE_RES + extra):
             findings.append(f)
     return findings

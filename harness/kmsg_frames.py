@@ -159,6 +159,9 @@ _SUFFIX = re.compile(r"(?:\.(?:cold|isra|constprop|part|lto_priv|llvm|localalias
                      r"clone)(?:\.\d+)?)+$")
 
 _HEX = re.compile(r"[0-9a-f]{8,}")  # an address printed where a symbol was expected
+# The report printing itself: never the function a title names, even as a last resort.
+_MACHINERY = words("dump_stack", "show_stack", "print_", "report", "__warn", "warn_slowpath",
+                   "panic", "kasan", "kmsan", "do_error", "_trap$", "invalid_op")
 
 Step = re.Pattern[str] | _Marker
 
@@ -186,7 +189,8 @@ class Frames:
                 return name
         # Only generic frames (a truncated report: RIP in memset, no trace): name the first
         # one rather than nothing.
-        raw = self._candidates(self.steps, lines, header, skipping=False)
+        raw = [f for f in self._candidates(self.steps, lines, header, skipping=False)
+               if not _MACHINERY.search(f)]
         return _SUFFIX.sub("", _strip_syscall(raw[0])) if raw else ""
 
     def _skipped(self, name: str) -> bool:

@@ -176,3 +176,17 @@ def test_unwinder_complaints_need_no_trace():
     log = ("WARNING: kernel stack regs at ffff8801c1e5f468 in syz-executor:4716 has bad 'bp' "
            "value 0000000000000001\n")
     assert one(log)[1] == "WARNING: kernel stack regs has bad 'bp' value"
+
+
+def test_panic_on_warn_before_the_trace_lends_the_warning_its_stack():
+    # 4.x: panic() runs inside __warn(), so the panic line comes before the WARN's trace.
+    log = ("WARNING: CPU: 0 PID: 5989 at lib/debugobjects.c:291 debug_print_object+0x166/0x220\n"
+           "Kernel panic - not syncing: panic_on_warn set ...\n\n"
+           "CPU: 0 PID: 5989 Comm: syz-executor Not tainted 4.15.0-rc1+ #1\n"
+           + trace("dump_stack", "panic", "__warn", "report_bug", "do_error_trap",
+                   "debug_print_object", "debug_check_no_obj_freed", "kmem_cache_free",
+                   "pppol2tp_release", "sock_release")
+           + "RIP: 0010:debug_print_object+0x166/0x220\n")
+    warning, panic = scan_kernel_log(log)
+    assert warning.title == "WARNING: ODEBUG bug in pppol2tp_release"
+    assert panic.title == "kernel panic: panic_on_warn set ..."
