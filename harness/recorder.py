@@ -268,7 +268,9 @@ class RunRecorder:
             run.kernel = {"release": release, "source": cfg.kernel.source,
                           "patches": list(cfg.kernel.patches),
                           "config_hash": cfg.kernel.config_hash,
-                          "description": cfg.kernel.description}
+                          "description": cfg.kernel.description,
+                          "boot_image": str(cfg.kernel.kernel),
+                          "slowdown": cfg.kernel.slowdown}
             run.profile = cfg.profile.to_json()
             run.boot = {"boots": g.boots if g else 0,
                         "first_boot_s": round(g.boot_s, 1) if g and g.boot_s else None,
