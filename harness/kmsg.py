@@ -188,7 +188,7 @@ PATTERNS: tuple[Pattern, ...] = (
          "KFENCE: {type} in {func}", frames=Frames((HEADER, TRACE)), end=_EQ, multi_trace=True),
     _pat("kmsan", "kmsan", r"BUG: KMSAN: (?P<type>[\w -]+?) in {FUNC}", "KMSAN: {type} in {func}",
          frames=Frames((TRACE, re.compile(r"Local variable .* created at:|Uninit was created at:"),
-                        TRACE),
+                        TRACE), fallbacks=((CALL_TRACE, TRACE),),
                        skip=words("alloc_skb", "netlink_ack", "netlink_rcv_skb", "_encrypt$",
                                   "^(?:crypto|cipher|drbg|rng)_")),
          end=_EQ, multi_trace=True),
@@ -535,6 +535,10 @@ def _header_regex() -> re.Pattern[str]:
 
 
 _ANY_HEADER = _header_regex()
+_EMBEDDED_HEADER = re.compile(r"general protection fault|BUG: (?:KASAN|KMSAN|KFENCE|unable|kernel "
+                              r"NULL|soft lockup)|Kernel panic - not syncing|kernel BUG at|"
+                              r"WARNING: CPU: \d+ PID: |Unable to handle kernel|divide error: |"
+                              r"invalid opcode: ")
 _IGNORE_RES = tuple(re.compile(rx) for rx, _why in IGNORE)
 
 
@@ -595,12 +599,21 @@ def _prepare(text: str) -> list[_Line]:
 
 
 def _match_header(text: str) -> tuple[Pattern, re.Match[str]] | None:
-    if not _ANY_HEADER.match(text):
+    if _ANY_HEADER.match(text):
+        candidates = [text]
+        if m := _HEADER_PREFIX.match(text):
+            candidates.insert(0, text[m.end():])
+        for body in candidates:
+            for pat in PATTERNS:
+                if m := pat.start.match(body):
+                    return pat, m
+    # A header glued to the end of another printk without its own timestamp ("...user
+    # memory accessgeneral protection fault: 0000 [#1]"): only the unmistakable ones, and
+    # not in the end marker that repeats a panic's message.
+    if text.startswith("---[ end"):
         return None
-    candidates = [text]
-    if m := _HEADER_PREFIX.match(text):
-        candidates.insert(0, text[m.end():])
-    for body in candidates:
+    for found in _EMBEDDED_HEADER.finditer(text, 1):
+        body = text[found.start():]
         for pat in PATTERNS:
             if m := pat.start.match(body):
                 return pat, m

@@ -190,3 +190,14 @@ def test_panic_on_warn_before_the_trace_lends_the_warning_its_stack():
     warning, panic = scan_kernel_log(log)
     assert warning.title == "WARNING: ODEBUG bug in pppol2tp_release"
     assert panic.title == "kernel panic: panic_on_warn set ..."
+
+
+def test_a_header_glued_to_the_previous_printk_without_a_timestamp():
+    log = ("[   44.870467] kasan: GPF could be caused by NULL-ptr deref or user memory "
+           "accessgeneral protection fault: 0000 [#1] PREEMPT SMP KASAN\n"
+           "[   44.870500] RIP: 0010:nd_region_release_lane+0x3a/0x90 [libnvdimm]\n")
+    assert one(log)[1] == "general protection fault in nd_region_release_lane"
+    # A panic's end marker repeats its message: no second panic.
+    panic = "Kernel panic - not syncing: Fatal exception\n"
+    end = "---[ end Kernel panic - not syncing: Fatal exception ]---\n"
+    assert len(scan_kernel_log(panic + end)) == 1
