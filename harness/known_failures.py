@@ -6,6 +6,8 @@ The table is YAML (testcases/known_failures.yaml):
       - test: "test_remove.py::test_remove_pinned_devdax[rdma]"   # `*` is the only wildcard
         kernel: ">=6.1,<6.2"                                       # release range
         finding: "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
+                                   # or a list: the titles the bug prints on different kernels
+                                   # (plain and --config debug); any one of them is the bug
         also: ["WARNING in ..."]   # optional: other reports the same bug prints
         consequences:              # optional: checks of the test the bug makes fail
           - check: "umount"        # a check name, exactly as summary.json records it
@@ -45,7 +47,7 @@ class KnownFailuresError(ValueError):
 class KnownFailure:
     test: str
     kernel: KernelRange
-    finding: str
+    findings: tuple[str, ...]  # any one of them is the bug (plain and debug kernels' titles)
     reference: str
     also: tuple[str, ...] = ()
     note: str = ""
@@ -55,6 +57,10 @@ class KnownFailure:
     def applies(self, test_id: str, release: str | None) -> bool:
         return (release is not None and _test_regex(self.test).fullmatch(_short_id(test_id))
                 is not None and self.kernel.contains(release))
+
+    @property
+    def finding(self) -> str:
+        return self.findings[0]
 
     def unexplained(self, checks: Iterable[Check]) -> list[Check]:
         """The failed checks this bug does not account for."""
@@ -98,19 +104,20 @@ class KnownFailures:
             clean = not titles and all(c.ok for c in checks)
             return Verdict("fixed", entries[0]) if clean else None
         for entry in entries:
-            if entry.finding not in titles:
+            seen = [f for f in entry.findings if f in titles]
+            if not seen:
                 continue
-            unrelated = [t for t in titles if t not in {entry.finding, *entry.also}]
+            unrelated = [t for t in titles if t not in {*entry.findings, *entry.also}]
             unexplained = entry.unexplained(checks)
             if not unrelated and not unexplained:
                 return Verdict("known_failure", entry)
-            return Verdict("failed", entry, _more_than_the_bug(entry, unrelated, unexplained))
+            return Verdict("failed", entry,
+                           _more_than_the_bug(seen[0], unrelated, unexplained))
         return None
 
 
-def _more_than_the_bug(entry: KnownFailure, unrelated: list[str],
-                       unexplained: list[Check]) -> str:
-    lines = [f"the known kernel bug ({entry.finding}) happened, and something it does not "
+def _more_than_the_bug(finding: str, unrelated: list[str], unexplained: list[Check]) -> str:
+    lines = [f"the known kernel bug ({finding}) happened, and something it does not "
              "explain differed as well:"]
     lines += [f"  check {c}" + (f" [{c.source}]" if c.source else "") for c in unexplained]
     lines += [f"  kernel finding: {t}" for t in unrelated]
@@ -161,9 +168,17 @@ def _entry(item: Any) -> KnownFailure:
     if not isinstance(also, list) or not all(isinstance(t, str) and t for t in also):
         raise ValueError("also must be a list of finding titles")
     return KnownFailure(test=_text(item, "test"), kernel=KernelRange.parse(item.get("kernel")),
-                        finding=_text(item, "finding"), reference=_text(item, "reference"),
+                        findings=_findings(item.get("finding")),
+                        reference=_text(item, "reference"),
                         also=tuple(also), note=_text(item, "note", required=False),
                         consequences=_consequences(item.get("consequences")))
+
+
+def _findings(raw: Any) -> tuple[str, ...]:
+    titles = raw if isinstance(raw, list) else [raw]
+    if not titles or not all(isinstance(t, str) and t.strip() for t in titles):
+        raise ValueError(f"finding must be a title or a list of titles, not {raw!r}")
+    return tuple(" ".join(t.split()) for t in titles)
 
 
 def _consequences(raw: Any) -> tuple[tuple[str, str], ...]:

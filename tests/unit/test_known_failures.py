@@ -104,7 +104,7 @@ def test_brackets_in_ids_are_literal():
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"kernel": "6.1"}, "entry 1: '6.1' in '6.1' is not OP VERSION"),
-    ({"finding": ""}, "entry 1: finding must be non-empty text"),
+    ({"finding": ""}, "entry 1: finding must be a title or a list of titles"),
     ({"reference": None}, "entry 1: reference must be non-empty text"),
     ({"colour": "red"}, "entry 1: unknown key 'colour'"),
     ({"also": "x"}, "entry 1: also must be a list of finding titles"),
@@ -120,3 +120,20 @@ def test_bad_entries_name_the_problem(entry, message):
 def test_the_projects_table_loads():
     kf = known_failures.load(ROOT / "testcases" / "known_failures.yaml")
     assert kf.entries, "the table records the 6.1 removal bugs"
+
+
+def test_a_record_may_name_the_titles_of_plain_and_debug_kernels():
+    from harness.known_failures import parse
+
+    kasan = "KASAN: use-after-free Read in unpin_user_page_range_dirty_lock"
+    kf = parse({"known_failures": [{
+        "test": "test_remove.py::test_remove_pinned_devdax[rdma]", "kernel": ">=6.1,<6.2",
+        "finding": [OOPS, kasan], "reference": "rxe MR released after devdax disable"}]})
+    test = "testcases/test_remove.py::test_remove_pinned_devdax[rdma]"
+    assert kf.judge(test, "6.1.192", False, [kasan]).outcome == "known_failure"
+    assert kf.judge(test, "6.1.192", False, [OOPS]).outcome == "known_failure"
+    # The debug kernel often prints both; neither is "unrelated" to the other.
+    assert kf.judge(test, "6.1.192", False, [kasan, OOPS]).outcome == "known_failure"
+    other = kf.judge(test, "6.1.192", False, [kasan, "WARNING in x"])
+    assert other.outcome == "failed" and f"known kernel bug ({kasan})" in other.message
+    assert kf.entries[0].to_json()["title"] == OOPS
