@@ -123,6 +123,6 @@ def prepare(options: GuestOptions) -> GuestConfig:
     kernel = kernel_choice(options, image)
     if "kasan_multi_shot" in kernel.cmdline_extra and options.profile is None:
         profile = load_profile(KASAN_PROFILE)
-        progress.say(f"KASAN kernel: profile {profile.name!r} ({profile.description})")
+        progress.say(f"KASAN kernel: profile {profile.name!r} ({profile.memory // 2**20} MiB RAM)")
     accel = choose_accel(options.accel or profile.accel, kernel.kernel)
     return GuestConfig(profile=profile, image=image, kernel=kernel, accel=accel)

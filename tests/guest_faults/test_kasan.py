@@ -1,13 +1,13 @@
 """A use-after-free provoked in a DAX path, run by tests/e2e/test_debug_kernel.py on a debug
 (KASAN) kernel built with tests/data/patches/0003-fsdax-use-after-free-on-magic-offset.patch
-(dax_iomap_rw() reads a freed object for I/O at file offset 0x4e564b00). The workload
+(dax_iomap_rw() reads a freed object for I/O at file offset 0x4e564c00). The workload
 succeeds and a plain kernel says nothing: only KASAN sees it, and that must fail this test
 with the finding's title and its file:line.
 """
 
 from harness import dax
 
-MAGIC_OFFSET = 0x4E564B00
+MAGIC_OFFSET = 0x4E564C00
 
 
 def test_1_dax_write_at_the_uaf_offset(ndctl, guest):
