@@ -263,7 +263,10 @@ def finding_location(symbolizer: Symbolizer, title: str, report: str) -> Locatio
         return None
     located = symbolizer.locate(frames)
     named = title.rsplit(" in ", 1)[1].split()[0] if " in " in title else ""
-    for choose in (lambda f: f.func == named, lambda f: f.is_rip, lambda f: True):
+    # "dax_iomap_rw.cold+0x38" is dax_iomap_rw's frame; the first one is the report's own
+    # (a KASAN report's allocation and free stacks come after it).
+    for choose in (lambda f: f.func.split(".")[0] == named, lambda f: f.is_rip,
+                   lambda f: True):
         for frame in frames:
             if choose(frame) and frame.key in located:
                 return located[frame.key]

@@ -126,3 +126,20 @@ def test_addr2line_output_with_inlines_and_unknowns():
 def test_tidy_path():
     assert _tidy_path("/c/kernel-src/x/./fs/../mm/gup.c") == "/c/kernel-src/x/mm/gup.c"
     assert _tidy_path("./fs/dax.c") == "fs/dax.c"
+
+
+def test_a_finding_is_located_at_its_own_frame_not_the_allocation_stack():
+    from harness.symbolize import Location, finding_location
+
+    report = ("BUG: KASAN: use-after-free in dax_iomap_rw.cold+0x38/0x3a\n"
+              "Call Trace:\n dax_iomap_rw.cold+0x38/0x3a\n ext4_file_write_iter+0x91e/0x1530\n"
+              "Allocated by task 131:\n kmalloc_trace+0x25/0x90\n dax_iomap_rw+0x1c1/0x9d0\n")
+
+    class Fake:
+        def locate(self, frames):
+            where = {"dax_iomap_rw.cold": ("fs/dax.c", 1530),
+                     "dax_iomap_rw": ("include/linux/slab.h", 563)}
+            return {f.key: Location(f.func, *where[f.func]) for f in frames if f.func in where}
+
+    loc = finding_location(Fake(), "KASAN: use-after-free Read in dax_iomap_rw", report)
+    assert str(loc) == "fs/dax.c:1530"
