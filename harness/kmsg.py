@@ -535,6 +535,8 @@ def _header_regex() -> re.Pattern[str]:
 
 
 _ANY_HEADER = _header_regex()
+# Reports that interrupt another one without ending it (syzkaller's reportStartIgnores).
+_INTERJECTIONS = {"panic", "double_fault", "invalid_opcode", "netdev_wait"}
 _EMBEDDED_HEADER = re.compile(r"general protection fault|BUG: (?:KASAN|KMSAN|KFENCE|unable|kernel "
                               r"NULL|soft lockup)|Kernel panic - not syncing|kernel BUG at|"
                               r"WARNING: CPU: \d+ PID: |Unable to handle kernel|divide error: |"
@@ -685,10 +687,11 @@ class _Report:
         return any(_TRACE_START.match(ln.text) or _RIPISH.match(ln.text) for ln in self.lines)
 
     def finding(self, continued_by: _Report | None = None) -> Finding:
-        """`continued_by`: a panic printed right after this report's header (panic_on_warn in
-        4.x kernels panics before the WARN's trace): its lines hold this report's stack."""
+        """`continued_by`: a report that interrupted this one right after its header (4.x's
+        panic_on_warn panics before the WARN's trace; another CPU's double fault): the
+        lines after it hold this report's stack too."""
         lines = [ln.text for ln in self.lines]
-        if continued_by is not None and continued_by.pat.kind == "panic" and \
+        if continued_by is not None and continued_by.pat.name in _INTERJECTIONS and \
                 continued_by.lines[0].no - self.lines[-1].no <= 3:
             lines += [ln.text for ln in continued_by.lines]
         title, func = _title(self.pat, self.match, lines)
@@ -699,26 +702,32 @@ class _Report:
 def _collect(lines: list[_Line]) -> list[_Report]:
     prefixed = any(ln.origin == "kernel" for ln in lines)
     reports: list[_Report] = []
-    cur: _Report | None = None
+    # The report still taking lines in each printk context: with caller ids, two tasks'
+    # reports printed at once are told apart ("" is the context of a log without them).
+    open_: dict[str, _Report] = {}
     for ln in lines:
         if ln.origin == "user" or (prefixed and not ln.origin):
             continue  # userspace chatter
         hit = _match_header(ln.text)
-        same = cur is not None and cur.takes_context(ln)
+        cur = open_.get(ln.ctx) or next(
+            (r for r in open_.values() if r.takes_context(ln)), None)
         if hit is None:
-            if cur is not None and same and not cur.feed(ln):
-                cur = None
+            if cur is not None and not cur.feed(ln):
+                del open_[cur.ctx]
             continue
         pat, m = hit
-        if cur is not None and same and not cur.pending:  # pending: its trace looks finished
+        if cur is not None and not cur.pending:  # pending: its trace looks finished
             if pat.name in cur.pat.absorbs:
                 cur.add(ln)
                 continue
             if cur.pat.name in pat.refines:
                 cur.refine(pat, m, ln)
                 continue
-        cur = _Report(pat, m, [ln])
-        reports.append(cur)
+        if cur is not None and cur.ctx != ln.ctx:
+            del open_[cur.ctx]  # a context-less report is over when a report with one starts
+        report = _Report(pat, m, [ln])
+        open_[ln.ctx] = report
+        reports.append(report)
     return reports
 
 

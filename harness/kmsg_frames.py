@@ -47,9 +47,11 @@ TRACE = _Marker("TRACE")    # the frames from here to the next stack (Call Trace
 _ADDR = r"\[<?(?:0x)?[0-9a-f]+>?\]"
 _FUNC = r"(?P<func>[A-Za-z0-9_]+)(?:\.|\+)"
 # The instruction pointer line of each architecture: x86 RIP/EIP/IP, powerpc NIP, arm64/riscv
-# "pc :"/"epc :", arm "PC is at"; "RIP: 0033:0x7f..." (user mode) matches without a function.
+# "pc :"/"epc :", arm "PC is at"; "RIP: 0033:0x7f..." (user mode) and a jump to NULL
+# ("RIP: 0010:          (null)") match without a function.
 RIP = re.compile(rf"(?:IP|NIP|pc |PC is at):? (?:(?:\d+:)?(?:{_ADDR} +){{0,2}}{_FUNC}"
-                 r"|(?:\d+:)?0x[0-9a-f]+)")
+                 rf"|(?:\d+:)?0x[0-9a-f]+|\d+: +\(null\)|(?:\d+:)?{_ADDR} +\[< *\(null\)>\] +"
+                 r"\(null\))")
 CALL_TRACE = re.compile(r"Call [Tt]race:|Backtrace:")
 AT = re.compile(rf"at: (?:{_ADDR} +)?{_FUNC}")  # lockdep's lock sites
 PC_FUNC = re.compile(rf"{_ADDR} +{_FUNC}")       # lockdep's print_ip_sym()

@@ -201,3 +201,34 @@ def test_a_header_glued_to_the_previous_printk_without_a_timestamp():
     panic = "Kernel panic - not syncing: Fatal exception\n"
     end = "---[ end Kernel panic - not syncing: Fatal exception ]---\n"
     assert len(scan_kernel_log(panic + end)) == 1
+
+
+def test_two_tasks_reports_interleaved_are_told_apart_by_caller_id():
+    lines = [("T1560", "general protection fault: 0000 [#1] PREEMPT SMP KASAN"),
+             ("T1533", "BUG: KASAN: null-ptr-deref in nd_region_release_lane+0x87/0x200"),
+             ("T1560", "CPU: 0 PID: 1560 Comm: ndctl Not tainted 5.2.0 #26"),
+             ("T1533", "Read of size 4 at addr 00000000000000c8 by task ndctl/1533"),
+             ("T1560", "RIP: 0010:nd_region_release_lane+0x8e/0x200"),
+             ("T1533", "Call Trace:"), ("T1560", "Call Trace:"),
+             ("T1533", " nd_region_release_lane+0x87/0x200"),
+             ("T1560", " nd_region_remove+0x40/0x90"), ("T1533", " btt_write_pg+0x2e1/0x490")]
+    log = "\n".join(f"[  100.{i:06d}][{c:>6}] {t}" for i, (c, t) in enumerate(lines))
+    assert [f.title for f in scan_kernel_log(log)] == [
+        "general protection fault in nd_region_release_lane",
+        "KASAN: null-ptr-deref Read in nd_region_release_lane"]
+
+
+def test_a_jump_to_null_has_no_function_on_its_rip_line():
+    log = ("BUG: kernel NULL pointer dereference, address: 0000000000000000\n"
+           "Oops: 0010 [#1] SMP\nRIP: 0010:          (null)\nCode: Bad RIP value.\n"
+           + trace("sock_poll", "do_select"))
+    assert one(log)[1] == "BUG: unable to handle kernel NULL pointer dereference in sock_poll"
+
+
+def test_another_cpus_double_fault_does_not_hide_this_reports_rip():
+    log = ("BUG: unable to handle kernel paging request at 000000fe840fc4b9\n"
+           "Oops: 0000 [#1] PREEMPT SMP\nPANIC: double fault, error_code: 0x0\n"
+           "RIP: 0010:lookup_object+0x11/0x80\nRIP: 0010:__udp6_lib_lookup+0x10e/0x3e0\n")
+    assert [f.title for f in scan_kernel_log(log)] == [
+        "BUG: unable to handle kernel paging request in lookup_object",
+        "PANIC: double fault in lookup_object"]
