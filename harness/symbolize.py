@@ -269,5 +269,16 @@ def finding_location(symbolizer: Symbolizer, title: str, report: str) -> Locatio
                    lambda f: True):
         for frame in frames:
             if choose(frame) and frame.key in located:
-                return located[frame.key]
+                return _in_function(located[frame.key], named)
     return None
+
+
+def _in_function(loc: Location, function: str) -> Location:
+    """The line in `function` when the frame's address is in code inlined into it (an
+    atomic_read() in dax_disassociate_entry() is reported at fs/dax.c, not atomic.h)."""
+    if not function or loc.function == function:
+        return loc
+    for name, file, line in loc.inlined:
+        if name == function:
+            return Location(name, file, line)
+    return loc

@@ -143,3 +143,17 @@ def test_a_finding_is_located_at_its_own_frame_not_the_allocation_stack():
 
     loc = finding_location(Fake(), "KASAN: use-after-free Read in dax_iomap_rw", report)
     assert str(loc) == "fs/dax.c:1530"
+
+
+def test_a_finding_in_inlined_code_is_located_in_the_function_its_title_names():
+    from harness.symbolize import Location, finding_location
+
+    class Fake:
+        def locate(self, frames):
+            return {f.key: Location("atomic_read", "arch/x86/include/asm/atomic.h", 29,
+                                    (("dax_disassociate_entry", "fs/dax.c", 412),))
+                    for f in frames}
+
+    loc = finding_location(Fake(), "BUG: unable to handle kernel paging request in "
+                           "dax_disassociate_entry", "RIP: 0010:dax_disassociate_entry+0x7f/0xb0")
+    assert (loc.function, str(loc)) == ("dax_disassociate_entry", "fs/dax.c:412")
