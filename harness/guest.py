@@ -92,6 +92,7 @@ class KernelChoice:
     # kernel parameters they need go on the command line.
     slowdown: float = 1.0
     cmdline_extra: str = ""
+    checkers: tuple[str, ...] = ()  # debug checkers built in (harness.kconfig.DEBUG_CHECKERS)
 
 
 @dataclass(frozen=True)

@@ -652,6 +652,11 @@ def fragment_check_message(unmet_list: Sequence[UnmetOption], tree: Path | None,
     return "\n".join(lines)
 
 
+# Checkers that make bugs visible which a plain kernel lets pass (known_failures.yaml
+# `checkers`).
+DEBUG_CHECKERS = ("KASAN", "KFENCE", "KCSAN", "UBSAN", "PROVE_LOCKING", "DEBUG_VM", "DEBUG_LIST")
+
+
 @dataclass(frozen=True)
 class DebugCost:
     """What a kernel's debug checkers cost a guest, read from its .config."""
@@ -659,6 +664,7 @@ class DebugCost:
     slowdown: float  # guest commands and boot take this many times longer
     cmdline: str  # kernel parameters the checkers need
     why: str  # for the progress line
+    checkers: tuple[str, ...] = ()  # which of DEBUG_CHECKERS the kernel has
 
     @property
     def any(self) -> bool:
@@ -670,8 +676,10 @@ def debug_cost(config_text: str) -> DebugCost:
     every bad access is reported, not only the first of the boot (dev-tools/kasan.rst).
     PROVE_LOCKING alone: every lock acquisition walks the lock graph, ~1.5x here."""
     options = parse_config(config_text)
-    if options.get("KASAN") == "y":
-        return DebugCost(3.0, "kasan_multi_shot", "KASAN kernel: deadlines x3, kasan_multi_shot")
-    if options.get("PROVE_LOCKING") == "y":
-        return DebugCost(1.5, "", "lockdep kernel: deadlines x1.5")
-    return DebugCost(1.0, "", "")
+    checkers = tuple(c for c in DEBUG_CHECKERS if options.get(c) == "y")
+    if "KASAN" in checkers:
+        return DebugCost(3.0, "kasan_multi_shot", "KASAN kernel: deadlines x3, kasan_multi_shot",
+                         checkers)
+    if "PROVE_LOCKING" in checkers:
+        return DebugCost(1.5, "", "lockdep kernel: deadlines x1.5", checkers)
+    return DebugCost(1.0, "", "", checkers)

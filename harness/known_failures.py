@@ -9,6 +9,7 @@ The table is YAML (testcases/known_failures.yaml):
                                    # or a list: the titles the bug prints on different kernels
                                    # (plain and --config debug); any one of them is the bug
         also: ["WARNING in ..."]   # optional: other reports the same bug prints
+        checkers: [KASAN]          # optional: only a kernel built with these can see it
         consequences:              # optional: checks of the test the bug makes fail
           - check: "umount"        # a check name, exactly as summary.json records it
             reason: "umount is where the oops happens; the process dies with it"
@@ -36,7 +37,7 @@ from .checks import Check
 from .expectations import KernelRange
 from .yamlfile import YamlFileError, read_yaml
 
-_KEYS = {"test", "kernel", "finding", "also", "consequences", "reference", "note"}
+_KEYS = {"test", "kernel", "finding", "also", "checkers", "consequences", "reference", "note"}
 
 
 class KnownFailuresError(ValueError):
@@ -53,10 +54,15 @@ class KnownFailure:
     note: str = ""
     # check name -> why this bug makes that check fail
     consequences: tuple[tuple[str, str], ...] = ()
+    # debug checkers (KASAN, PROVE_LOCKING, ...) a kernel needs to see the bug at all: on a
+    # kernel without them the test passes and that is no fix
+    checkers: tuple[str, ...] = ()
 
-    def applies(self, test_id: str, release: str | None) -> bool:
+    def applies(self, test_id: str, release: str | None,
+                checkers: Iterable[str] = ()) -> bool:
         return (release is not None and _test_regex(self.test).fullmatch(_short_id(test_id))
-                is not None and self.kernel.contains(release))
+                is not None and self.kernel.contains(release)
+                and set(self.checkers) <= set(checkers))
 
     @property
     def finding(self) -> str:
@@ -87,14 +93,17 @@ class KnownFailures:
         self.path = path
         self.entries = entries
 
-    def for_test(self, test_id: str, release: str | None) -> list[KnownFailure]:
-        return [e for e in self.entries if e.applies(test_id, release)]
+    def for_test(self, test_id: str, release: str | None,
+                 checkers: Iterable[str] = ()) -> list[KnownFailure]:
+        return [e for e in self.entries if e.applies(test_id, release, checkers)]
 
     def judge(self, test_id: str, release: str | None, passed: bool,
-              finding_titles: Iterable[str], checks: Iterable[Check] = ()) -> Verdict | None:
-        """known_failure / fixed / failed for a test with a record on this kernel; None when
-        no record applies or the record's finding is not there (judged as usual)."""
-        entries = self.for_test(test_id, release)
+              finding_titles: Iterable[str], checks: Iterable[Check] = (),
+              checkers: Iterable[str] = ()) -> Verdict | None:
+        """known_failure / fixed / failed for a test with a record on this kernel (`checkers`:
+        the debug checkers it was built with); None when no record applies or the record's
+        finding is not there (judged as usual)."""
+        entries = self.for_test(test_id, release, checkers)
         titles = list(finding_titles)
         checks = list(checks)
         if not entries:
@@ -171,7 +180,16 @@ def _entry(item: Any) -> KnownFailure:
                         findings=_findings(item.get("finding")),
                         reference=_text(item, "reference"),
                         also=tuple(also), note=_text(item, "note", required=False),
+                        checkers=_checkers(item.get("checkers")),
                         consequences=_consequences(item.get("consequences")))
+
+
+def _checkers(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(c, str) and c.isupper() for c in raw):
+        raise ValueError(f"checkers must be a list of config names like KASAN, not {raw!r}")
+    return tuple(raw)
 
 
 def _findings(raw: Any) -> tuple[str, ...]:

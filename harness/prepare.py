@@ -82,6 +82,7 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
             progress.say(cost.why)
         return KernelChoice(kernel=built.boot_image, initrd=None, source="tree",
                             slowdown=cost.slowdown, cmdline_extra=cost.cmdline,
+                            checkers=cost.checkers,
                             description=f"built from {built.manifest['tree']} "
                                         f"({built.manifest['tree_identity']}), cache "
                                         f"{built.directory}",

@@ -167,8 +167,11 @@ class RunRecorder:
                 self.stop(f"nvdimm-harness: {e}", 2)
                 return None
         release = self.guest.kernel_release if self.guest else None
+        config = getattr(self.guest, "config", None)
+        checkers = config.kernel.checkers if config else ()
         return self.known.judge(test_id, release, outcome == "passed",
-                                [f.title for f in frame.findings], frame.artifacts.checks)
+                                [f.title for f in frame.findings], frame.artifacts.checks,
+                                checkers)
 
     # -- pytest-xdist ---------------------------------------------------------------------
     def worker_input(self) -> dict[str, str]:

@@ -106,6 +106,7 @@ def test_debug_checkers_scale_deadlines_and_set_their_parameters():
 
     kasan = debug_cost(KASAN + "CONFIG_PROVE_LOCKING=y\n")
     assert (kasan.slowdown, kasan.cmdline) == (3.0, "kasan_multi_shot") and kasan.any
+    assert kasan.checkers == ("KASAN", "PROVE_LOCKING")
     lockdep = debug_cost("CONFIG_PROVE_LOCKING=y\n# CONFIG_KASAN is not set\n")
     assert (lockdep.slowdown, lockdep.cmdline) == (1.5, "")
     assert not debug_cost(PLAIN).any

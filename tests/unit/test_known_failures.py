@@ -137,3 +137,20 @@ def test_a_record_may_name_the_titles_of_plain_and_debug_kernels():
     other = kf.judge(test, "6.1.192", False, [kasan, "WARNING in x"])
     assert other.outcome == "failed" and f"known kernel bug ({kasan})" in other.message
     assert kf.entries[0].to_json()["title"] == OOPS
+
+
+def test_a_bug_only_a_debug_kernel_sees_is_no_fix_on_a_plain_kernel():
+    from harness.known_failures import parse
+
+    kasan = "KASAN: slab-out-of-bounds Read in rxe_mr_copy"
+    kf = parse({"known_failures": [{
+        "test": "test_pin.py::test_pin[devdax-*-rdma]", "kernel": ">=6.1,<6.2",
+        "checkers": ["KASAN"], "finding": kasan, "reference": "rxe map walk"}]})
+    test = "testcases/test_pin.py::test_pin[devdax-2M-mem-rdma]"
+    assert kf.judge(test, "6.1.0-57-amd64", True, []) is None  # plain kernel: not "fixed"
+    assert kf.judge(test, "6.1.192", False, [kasan], checkers=("KASAN",)).outcome == \
+        "known_failure"
+    assert kf.judge(test, "6.1.192", True, [], checkers=("KASAN", "UBSAN")).outcome == "fixed"
+    with pytest.raises(ValueError, match="checkers must be a list of config names"):
+        parse({"known_failures": [{"test": "t", "kernel": ">=6.1", "finding": kasan,
+                                   "reference": "r", "checkers": "KASAN"}]})
