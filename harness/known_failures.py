@@ -46,7 +46,7 @@ class KnownFailuresError(ValueError):
 
 @dataclass(frozen=True)
 class KnownFailure:
-    test: str
+    tests: tuple[str, ...]  # pytest id patterns without the directory; `*` is the wildcard
     kernel: KernelRange
     findings: tuple[str, ...]  # any one of them is the bug (plain and debug kernels' titles)
     reference: str
@@ -60,8 +60,9 @@ class KnownFailure:
 
     def applies(self, test_id: str, release: str | None,
                 checkers: Iterable[str] = ()) -> bool:
-        return (release is not None and _test_regex(self.test).fullmatch(_short_id(test_id))
-                is not None and self.kernel.contains(release)
+        return (release is not None
+                and any(_test_regex(t).fullmatch(_short_id(test_id)) for t in self.tests)
+                and self.kernel.contains(release)
                 and set(self.checkers) <= set(checkers))
 
     @property
@@ -176,8 +177,9 @@ def _entry(item: Any) -> KnownFailure:
     also = item.get("also") or []
     if not isinstance(also, list) or not all(isinstance(t, str) and t for t in also):
         raise ValueError("also must be a list of finding titles")
-    return KnownFailure(test=_text(item, "test"), kernel=KernelRange.parse(item.get("kernel")),
-                        findings=_findings(item.get("finding")),
+    return KnownFailure(tests=_titles(item.get("test"), "test", "a test id pattern"),
+                        kernel=KernelRange.parse(item.get("kernel")),
+                        findings=_titles(item.get("finding"), "finding", "a title"),
                         reference=_text(item, "reference"),
                         also=tuple(also), note=_text(item, "note", required=False),
                         checkers=_checkers(item.get("checkers")),
@@ -192,11 +194,12 @@ def _checkers(raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _findings(raw: Any) -> tuple[str, ...]:
-    titles = raw if isinstance(raw, list) else [raw]
-    if not titles or not all(isinstance(t, str) and t.strip() for t in titles):
-        raise ValueError(f"finding must be a title or a list of titles, not {raw!r}")
-    return tuple(" ".join(t.split()) for t in titles)
+def _titles(raw: Any, key: str, what: str) -> tuple[str, ...]:
+    """One text or a list of them (`finding`, `test`)."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(t, str) and t.strip() for t in items):
+        raise ValueError(f"{key} must be {what} or a list of them, not {raw!r}")
+    return tuple(" ".join(t.split()) for t in items)
 
 
 def _consequences(raw: Any) -> tuple[tuple[str, str], ...]:

@@ -8,12 +8,14 @@ One build serves both runs: the demo patch only acts at one magic file offset.
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from patch_lines import line_added_by
 
 ROOT = Path(__file__).resolve().parents[2]
 UAF_PATCH = ROOT / "tests" / "data" / "patches" / "0003-fsdax-use-after-free-on-magic-offset.patch"
@@ -48,7 +50,7 @@ def test_kasan_catches_a_use_after_free_in_a_dax_path(kernel_tree, tmp_path, no_
     assert provoked["outcome"] == "failed", proc.stdout[-3000:] + proc.stderr[-3000:]
     (finding,) = [f for f in provoked["kernel_findings"] if f["kind"] == "kasan"]
     assert finding["title"] == "KASAN: use-after-free Read in dax_iomap_rw", finding
-    assert finding["location"] == f"fs/dax.c:{_line_of_the_read()}", finding
+    assert finding["location"] == f"fs/dax.c:{line_added_by(UAF_PATCH, 'READ_ONCE(freed')}", finding
     assert tests["test_2_next_test_is_clean"]["outcome"] == "passed", proc.stdout[-3000:]
     # The boot went through the bzImage, with KASAN's parameters and the debug profile.
     assert summary["kernel"]["boot_image"].endswith("bzImage"), summary["kernel"]
@@ -70,16 +72,3 @@ def test_one_test_of_each_family_passes_on_the_debug_kernel(kernel_tree, tmp_pat
     assert {i.split("::")[0] for i in outcomes} == {
         "testcases/test_odirect.py", "testcases/test_pin.py", "testcases/test_remove.py"}
     assert proc.returncode == 0
-
-
-def _line_of_the_read() -> int:
-    """The READ_ONCE of the freed object in the patched fs/dax.c, from the patch's hunk."""
-    line = None
-    for text in UAF_PATCH.read_text().splitlines():
-        if text.startswith("@@"):
-            line = int(re.search(r"\+(\d+)", text).group(1))
-        elif line is not None and not text.startswith("-"):
-            if "READ_ONCE(freed" in text:
-                return line
-            line += 1
-    raise AssertionError("no READ_ONCE line in the demo patch")

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from patch_lines import line_added_by
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 NVH = [sys.executable, "-m", "harness.cli"]
@@ -137,7 +140,7 @@ def test_provoked_warn_fails_the_test_that_provoked_it(kernel_tree, tmp_path):
     # fs/dax.c and the call trace is symbolized in findings.txt.
     assert re.fullmatch(r"fs/dax\.c:\d+", provoked["kernel_findings"][0]["location"])
     line = int(provoked["kernel_findings"][0]["location"].split(":")[1])
-    assert line == _line_of_the_patchs_warn(), line
+    assert line == line_added_by(WARN_PATCH, "WARN("), line
     trace = (results / _artifact(provoked, "findings.txt")).read_text()
     assert re.search(r"dax_iomap_rw\+0x[0-9a-f]+/0x[0-9a-f]+ \(fs/dax\.c:\d+\)", trace), trace
     assert re.search(r"ext4_file_\w+\+0x[0-9a-f]+/0x[0-9a-f]+ \(fs/ext4/file\.c:\d+\)", trace), \
@@ -149,16 +152,3 @@ def test_provoked_warn_fails_the_test_that_provoked_it(kernel_tree, tmp_path):
 
 def _artifact(record: dict, name: str) -> str:
     return next(a for a in record["artifacts"] if a.endswith("/" + name))
-
-
-def _line_of_the_patchs_warn() -> int:
-    """The WARN's line number in the patched fs/dax.c, counted from the patch's hunk."""
-    line = None
-    for text in WARN_PATCH.read_text().splitlines():
-        if text.startswith("@@"):
-            line = int(re.search(r"\+(\d+)", text).group(1))
-        elif line is not None and not text.startswith("-"):
-            if "WARN(" in text:
-                return line
-            line += 1
-    raise AssertionError("no WARN( line in the demo patch")

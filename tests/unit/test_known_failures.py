@@ -104,7 +104,7 @@ def test_brackets_in_ids_are_literal():
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"kernel": "6.1"}, "entry 1: '6.1' in '6.1' is not OP VERSION"),
-    ({"finding": ""}, "entry 1: finding must be a title or a list of titles"),
+    ({"finding": ""}, "entry 1: finding must be a title or a list of them"),
     ({"reference": None}, "entry 1: reference must be non-empty text"),
     ({"colour": "red"}, "entry 1: unknown key 'colour'"),
     ({"also": "x"}, "entry 1: also must be a list of finding titles"),
@@ -154,3 +154,17 @@ def test_a_bug_only_a_debug_kernel_sees_is_no_fix_on_a_plain_kernel():
     with pytest.raises(ValueError, match="checkers must be a list of config names"):
         parse({"known_failures": [{"test": "t", "kernel": ">=6.1", "finding": kasan,
                                    "reference": "r", "checkers": "KASAN"}]})
+
+
+def test_one_record_may_cover_several_test_patterns():
+    from harness.known_failures import parse
+
+    kasan = "KASAN: slab-out-of-bounds Read in rxe_mr_copy"
+    kf = parse({"known_failures": [{
+        "test": ["test_pin.py::test_pin[devdax-*-rdma]", "test_pin.py::test_pin[anon-rdma]"],
+        "kernel": ">=6.1,<6.2", "checkers": ["KASAN"], "finding": kasan, "reference": "r"}]})
+    for test in ("test_pin[devdax-2M-dev-rdma]", "test_pin[anon-rdma]"):
+        assert kf.judge(f"testcases/test_pin.py::{test}", "6.1.192", False, [kasan],
+                        checkers=("KASAN",)).outcome == "known_failure"
+    assert kf.judge("testcases/test_pin.py::test_pin[fsdax-ext4-mem-rdma]", "6.1.192", False,
+                    [kasan], checkers=("KASAN",)) is None
