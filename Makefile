@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVH    := $(BIN)/nvdimm-harness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run test test-unit test-e2e test-fast lint image kernel ab bench avocado clean
+.PHONY: setup browser run ndctl-test test test-unit test-e2e test-fast lint image kernel ab bench avocado clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml tools/install-host-deps.sh
 ## The main job: the default suite on the stock Debian kernel.
 run: setup
 	$(NVH) run $(ARGS)
+
+## ndctl's own test suites in a guest: make ndctl-test [SUITE=dax|ndctl|cxl|all] [TREE=~/linux]
+## [K=expr] [ARGS=...]. The ndctl and cxl suites need TREE (nfit_test is built from it).
+ndctl-test: setup
+	$(NVH) ndctl-test --suite $(or $(SUITE),dax) $(if $(TREE),--kernel-tree $(TREE)) \
+		$(if $(K),-k "$(K)") $(ARGS)
 
 ## Unit tests (seconds) and end-to-end tests (boot real guests).
 test: setup browser

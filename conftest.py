@@ -36,6 +36,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--results", help="results directory (default: results/<run-id>)")
     g.addoption("--shard", metavar="K/N", help="run only shard K of N of the selected guest "
                                                "tests (round-robin; for CI matrices)")
+    # ndctl's own suites (testcases/upstream, `nvdimm-harness ndctl-test`): collected only
+    # when a source is given.
+    g.addoption("--ndctl-src", metavar="DIR|TARBALL", help="ndctl source whose meson tests "
+                                                          "run (testcases/upstream)")
+    g.addoption("--ndctl-suite", default="all", help="dax, ndctl, cxl or all (default)")
+
+
+UPSTREAM = TESTCASES / "upstream"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """ndctl's suites are not part of the harness's suite: only with --ndctl-src."""
+    if collection_path == UPSTREAM and not config.getoption("--ndctl-src"):
+        return True
+    return None
+
+
+def test_id(item: pytest.Item) -> str:
+    """The harness's id of a test: its pytest node id, or the id its harness_id marker
+    gives (ndctl's tests are ndctl/<suite>/<name>)."""
+    marker = item.get_closest_marker("harness_id")
+    return marker.args[0] if marker else item.nodeid
 
 
 SHARD = pytest.StashKey[Shard]()
@@ -65,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Named so that `-k pin` does not select every test carrying it.
     config.addinivalue_line("markers", "foll_counters_balanced: the FOLL_PIN counters of "
                                        "/proc/vmstat must be balanced after the test")
+    config.addinivalue_line("markers", "harness_id(id): the test's id in the results "
+                                       "(instead of its pytest node id)")
     config.pluginmanager.register(RunRecorderPlugin(config), "nvh-run-recorder")
 
 
@@ -148,14 +172,14 @@ def _guest_test_frame(request: pytest.FixtureRequest):
         except BootError as e:
             _give_up(request, e, "restart")
     expected = [t for m in item.iter_markers("expect_kernel") for t in m.args]
-    frame = item.stash[FRAME] = _recorder(request.config).frame_for(item.nodeid, expected, g)
+    frame = item.stash[FRAME] = _recorder(request.config).frame_for(test_id(item), expected, g)
     frame.start()
     yield
 
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> TestArtifacts:
-    return _recorder(request.config).artifacts_for(request.node.nodeid)
+    return _recorder(request.config).artifacts_for(test_id(request.node))
 
 
 @pytest.fixture
@@ -216,7 +240,7 @@ class RunRecorderPlugin(RunRecorder):
             skip_reason=str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else None,
             guest_timeout=bool(raised and raised.errisinstance(GuestCommandTimeout)),
             precondition_not_met=bool(raised and raised.errisinstance(PreconditionNotMet)))
-        verdict = self.record(item.nodeid, phase, item.stash.get(FRAME, None))
+        verdict = self.record(test_id(item), phase, item.stash.get(FRAME, None))
         if verdict is not None and verdict.outcome != "failed":  # xfail / xpass
             report.wasxfail = xfail_reason(verdict)
             if verdict.outcome == "known_failure":

@@ -54,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="K/N", help="run only shard K of N: every Nth test "
                      "of the selection (for CI matrices; join them with `merge`)")
 
+    nt = sub.add_parser("ndctl-test", help="run ndctl's own test suites (meson test) in a "
+                                           "guest, with the harness's reports")
+    add_guest_options(nt.add_argument)
+    nt.add_argument("--suite", default="dax", choices=("dax", "ndctl", "cxl", "all"),
+                    help="which of ndctl's suites (default: dax)")
+    nt.add_argument("--ndctl-src", metavar="DIR|TARBALL", help="ndctl source: a checkout, a "
+                    "release tarball, or `debian` (Debian's copy of the v81 tarball); "
+                    "default: ../shared/third-party/ndctl-*.tar.gz")
+    nt.add_argument("-k", dest="keyword", metavar="EXPR", help="select tests (pytest -k), "
+                    "e.g. -k 'dax-ext4 or mmap'")
+    nt.add_argument("--results", metavar="DIR", help="results directory "
+                                                      "(default: results/<run-id>)")
+
     boot = sub.add_parser("boot", help="boot a guest, print how to ssh in, wait for Ctrl-C")
     add_guest_options(boot.add_argument)
     shell = sub.add_parser("shell", help="boot a guest and open an interactive shell in it")
@@ -137,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     handler = {
-        "run": cmd_run, "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
+        "run": cmd_run, "ndctl-test": cmd_ndctl_test, "boot": cmd_boot, "shell": cmd_shell,
+        "qemu-cmd": cmd_qemu_cmd,
         "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "compare": cmd_compare,
         "report": cmd_report, "merge": cmd_merge, "cache": cmd_cache,
         "doctor": cmd_doctor,
@@ -168,28 +182,57 @@ def _options(args: argparse.Namespace) -> GuestOptions:
 def cmd_run(args: argparse.Namespace) -> int:
     from .shard import parse_shard
 
-    options = _options(args)
-    _prep().validate(options)
-    jobs = _jobs(args.jobs)
     shard = parse_shard(args.shard) if args.shard is not None else None
-    results_dir = Path(args.results) if args.results else None
+    return _run_suite(_options(args), TESTCASES, [], args.keyword, args.results,
+                      _jobs(args.jobs), shard)
+
+
+# ndctl-test boots this profile unless --profile says otherwise (e820 + ACPI.NFIT buses).
+NDCTL_PROFILE = "ndctl"
+# ...and builds a --kernel-tree with this fragment: nfit_test's config, and its modules.
+NFIT_FRAGMENT = "nfit"
+
+
+def cmd_ndctl_test(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .ndctl_upstream import resolve_source, select
+
+    options = _options(args)
+    if options.profile is None:
+        options = replace(options, profile=NDCTL_PROFILE)
+    if options.kernel_tree and NFIT_FRAGMENT not in options.configs:
+        options = replace(options, configs=(NFIT_FRAGMENT, *options.configs))
+    source = resolve_source(args.ndctl_src)
+    select(source.tests(), args.suite)
+    progress.say(f"ndctl {source.version()} from {source.path}, suite {args.suite}")
+    extra = ["--ndctl-src", str(source.path), "--ndctl-suite", args.suite]
+    return _run_suite(options, TESTCASES / "upstream", extra, args.keyword, args.results, 1,
+                      None)
+
+
+def _run_suite(options: GuestOptions, target: Path, extra: list[str], keyword: str | None,
+               results: str | None, jobs: int, shard) -> int:
+    """pytest over `target` (extra: its own options) in a child, then the results."""
+    _prep().validate(options)
+    results_dir = Path(results) if results else None
     _check_results_dir(results_dir or ROOT / "results")
     if results_dir and results_dir.exists() and any(results_dir.iterdir()):
         raise UsageError(f"--results: {results_dir} exists and is not empty")
-    if args.keyword is not None:
-        _check_keyword(args.keyword)
+    if keyword is not None:
+        _check_keyword(keyword, target, extra)
     started = time.monotonic()
     config = _prep().prepare(options)
     progress.say(f"accelerator: {config.accel.accel} ({config.accel.reason})")
     if results_dir is None:
         from .results import new_run_id
         results_dir = ROOT / "results" / new_run_id()
-    cmd = [sys.executable, "-m", "pytest", str(TESTCASES), "-v", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", str(target), "-v", "-p", "no:cacheprovider",
            "--rootdir", str(ROOT), "-o", "testpaths=testcases", "--results", str(results_dir),
            # The accel is decided once here; the child must not probe again.
-           "--accel", config.accel.accel, *options.to_flags(exclude=("--accel",))]
-    if args.keyword:
-        cmd += ["-k", args.keyword]
+           "--accel", config.accel.accel, *options.to_flags(exclude=("--accel",)), *extra]
+    if keyword:
+        cmd += ["-k", keyword]
     if shard:
         cmd += ["--shard", str(shard)]
     if jobs > 1:
@@ -199,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if status == 5 and shard and shard.total > 1:
         raise UsageError(f"--shard {shard}: no test in this shard (the selection has "
                          "fewer tests than shards, or none)")
-    return _finish_run(results_dir, status, args.keyword, time.monotonic() - started)
+    return _finish_run(results_dir, status, keyword, time.monotonic() - started)
 
 
 # Below this, a run cannot even keep its console log and reports: say so before booting.
@@ -226,12 +269,12 @@ def _check_results_dir(results_dir: Path) -> None:
                          f"({free >> 10} KiB free on {parent})")
 
 
-def _check_keyword(keyword: str) -> None:
+def _check_keyword(keyword: str, target: Path = TESTCASES, extra: list[str] = ()) -> None:
     """Let pytest judge -k now (it collects in a second): a bad expression or one that
     selects nothing ends here with one line, before any image build or boot."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(TESTCASES), "--collect-only",
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(target), "--collect-only",
                            "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                           "-o", "testpaths=testcases", "-k", keyword],
+                           "-o", "testpaths=testcases", *extra, "-k", keyword],
                           cwd=ROOT, capture_output=True, text=True)
     if proc.returncode == 4:
         why = next((ln for ln in (proc.stderr + proc.stdout).splitlines()

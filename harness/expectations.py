@@ -149,6 +149,13 @@ def v_bool(key: str) -> Callable[[Any], None]:
     return check
 
 
+def v_one_of(key: str, *allowed: str) -> Callable[[Any], None]:
+    def check(v: Any) -> None:
+        if v not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {v!r}")
+    return check
+
+
 def v_rule(key: str) -> Callable[[Any], None]:
     def check(v: Any) -> None:
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import interrupt, kmsg, progress, symbolize
+from . import emulator_faults, interrupt, kmsg, progress, symbolize
 from .checks import Check
 from .console import slice_between_marks
 from .errors import HarnessError
@@ -92,9 +92,16 @@ class CrashVerdict:
     stop_guest: bool = False
 
 
+# Taints that say which modules were loaded, not that the kernel went wrong: out-of-tree
+# (O, bit 12: nfit_test and its wrapped libnvdimm), unsigned (E, 13), test module (N, 18;
+# kernel/panic.c taint_flags). ndctl's tests load them on purpose.
+MODULE_TAINTS = (1 << 12) | (1 << 13) | (1 << 18)
+
+
 def taint_changed(before: int | None, after: int | None) -> bool:
-    """Both read and different (an unread value, e.g. after a timeout, changes nothing)."""
-    return None not in (before, after) and before != after
+    """Both read and different (an unread value, e.g. after a timeout, changes nothing),
+    module-loading taints aside."""
+    return None not in (before, after) and (before | MODULE_TAINTS) != (after | MODULE_TAINTS)
 
 
 def crash_verdict(alive: bool, panic_event: dict | None,
@@ -156,6 +163,9 @@ class TestFrame:
         # Set when QEMU was killed from outside during the test (not the guest kernel's
         # doing): the test is `error`, not `crashed`.
         self.qemu_killed = ""
+        # Set when the kernel log shows the emulator misbehaving (harness.emulator_faults):
+        # the test is `error`, and the findings it caused are not the kernel's.
+        self.emulator_fault = ""
 
     def start(self) -> None:
         self.guest.mark(self.begin)
@@ -197,7 +207,10 @@ class TestFrame:
             self.guest.killed_by() if not alive and not panic_event else None,
             self.timed_out, self.taint_before, self.taint_after)
         self.crashed, self.qemu_killed = verdict.crashed, verdict.qemu_killed
-        if verdict.stop_guest:
+        # Only a wedged guest can show the emulator's stale-code loop.
+        if self.timed_out or any(f.kind in emulator_faults.SYMPTOMS for f in unexpected):
+            self.emulator_fault = emulator_faults.stale_int3_loop(log)
+        if verdict.stop_guest or (self.emulator_fault and alive):
             self.guest.stop()
             self.guest_stopped = True
             self._checks_after_restart()
@@ -239,6 +252,8 @@ class TestFrame:
     def failure(self, pin_leak: str = "") -> AssertionError | None:
         """What fails a test that raised nothing itself: unexpected findings (and a pin
         leak beside them), else a pin leak alone; None when neither."""
+        if self.emulator_fault:
+            return AssertionError(self.emulator_fault)
         if self.findings:
             titles = "\n".join(f"  {f.kind}: {f.title} (dmesg line {f.line})"
                                for f in self.findings)

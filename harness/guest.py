@@ -31,9 +31,11 @@ from .ssh import DEFAULT_TIMEOUT_S, CommandResult, GuestShell
 # panic=-1 + QEMU -no-reboot: a panic ends the guest instead of looping.
 # printk.devkmsg=on: test markers written to /dev/kmsg are never rate-limited away.
 # log_buf_len: a long suite must not wrap the ring buffer past a test's begin marker.
+# softlockup_all_cpu_backtrace: a soft lockup waiting on another CPU (an IPI that is never
+# answered) is only explained by that CPU's stack.
 BASE_CMDLINE = (
     "console=ttyS0,115200 root=/dev/vda rw init=/sbin/nvh-init panic=-1 net.ifnames=0 "
-    "printk.devkmsg=on log_buf_len=4M mitigations=off"
+    "printk.devkmsg=on log_buf_len=4M mitigations=off softlockup_all_cpu_backtrace=1"
 )
 READY_MARKER = "nvh: guest ready"
 
@@ -103,7 +105,7 @@ class GuestConfig:
     accel: AccelChoice
 
     def cmdline(self) -> str:
-        return " ".join(x for x in (BASE_CMDLINE, self.profile.cmdline_extra,
+        return " ".join(x for x in (BASE_CMDLINE, self.profile.kernel_cmdline,
                                     self.kernel.cmdline_extra) if x)
 
     def boot_spec(self) -> BootSpec:
@@ -316,6 +318,9 @@ class Guest:
     def upload(self, local: Path, remote: str, mode: int = 0o644) -> None:
         self._shell().upload(local, remote, mode)
 
+    def download(self, remote: str, local: Path) -> None:
+        self._shell().download(remote, local)
+
     # -- kernel log ------------------------------------------------------------------------
     def mark(self, label: str) -> None:
         """Write a marker into the kernel log, to cut per-test slices out of it."""
@@ -326,10 +331,12 @@ class Guest:
         return int(self.succeed("cat /proc/sys/kernel/tainted", timeout_s=30).strip() or 0)
 
     def dump_blocked_tasks(self, timeout_s: float = 15) -> bool:
-        """sysrq-w (tasks in D state, with stacks) into the kernel log, if the guest still
-        takes a command. The console keeps it even when the guest is stopped right after."""
+        """sysrq-w (tasks in D state, with stacks) and sysrq-l (what every CPU is running)
+        into the kernel log, if the guest still takes a command. The console keeps it even
+        when the guest is stopped right after."""
         try:
-            ok = self.run("echo w > /proc/sysrq-trigger", timeout_s=timeout_s).status == 0
+            ok = self.run("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger",
+                          timeout_s=timeout_s).status == 0
         except (OSError, TimeoutError, EOFError, HarnessError):
             return False
         time.sleep(1)  # let the console catch up before anyone stops QEMU

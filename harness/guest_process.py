@@ -122,6 +122,21 @@ class GuestProcess:
                 return None
             time.sleep(self.poll_s)
 
+    def request(self, signal: str, event: str, limit_s: float) -> dict[str, Any] | None:
+        """Send `signal` and wait for the next JSON line whose "event" is `event` (the
+        --hold protocols of nvh-pin and nvh-kvm); None if the process exits or limit_s
+        passes without answering (stuck in the kernel)."""
+        seen = sum(1 for o in self.json_lines() if o.get("event") == event)
+        self.signal(signal)
+        deadline = time.monotonic() + limit_s
+        while True:
+            answers = [o for o in self.json_lines() if o.get("event") == event]
+            if len(answers) > seen:
+                return answers[-1]
+            if time.monotonic() >= deadline or self.finished():
+                return None
+            time.sleep(self.poll_s)
+
     def result(self) -> CommandResult:
         """stdout, stderr and exit status (137 when it never wrote one: killed)."""
         return self.guest.run(f"cat {self.dir}/out; cat {self.dir}/err >&2; "

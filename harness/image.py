@@ -266,6 +266,7 @@ def _customize_script(recipe: Recipe) -> str:
     for item in recipe.compile:
         name = Path(item["src"]).name
         flags = item.get("flags", "")
+        lines.append(f"mkdir -p {Path(item['dst']).parent}")
         lines.append(
             f"gcc -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o {item['dst']} {name} {flags}"
         )

@@ -8,8 +8,10 @@ plus the fragments; after olddefconfig every option a fragment forces is checked
 dropped option fails in seconds (exit 2) instead of after a ten-minute build.
 
 Caching: the finished kernel is keyed by (tree identity, series, config, compiler); the
-build directory (O=) only by (tree identity, compiler) and locked while in use, so a changed
-patch or fragment rebuilds incrementally (Kbuild tracks per-object config dependencies).
+build directory (O=) only by (tree identity, compiler, instrumented or not) and locked
+while in use, so a changed patch or fragment rebuilds incrementally (Kbuild tracks
+per-object config dependencies), and switching between the plain and the debug
+configuration does not recompile the other's objects.
 """
 
 from __future__ import annotations
@@ -194,7 +196,13 @@ def build_kernel(tree: Path, series: list[str], fragments: list[str] | None = No
     if not cache.is_complete(entry):
         with cache.locked(entry):
             if not cache.is_complete(entry):
-                build_id = cache.content_hash([identity, compiler])[:16]
+                # Instrumented (KASAN, UBSAN...) and plain builds get an O= directory
+                # each: every object differs between them, so sharing one made every
+                # switch a full rebuild. Within each, a changed patch or fragment (e.g.
+                # modular) rebuilds incrementally.
+                flavour = kconfig.build_flavour(frags)
+                build_id = cache.content_hash(
+                    [identity, compiler, *([flavour] if flavour != "plain" else [])])[:16]
                 build_dir = cache.cache_root() / "kernel-build" / build_id
                 with cache.locked(build_dir), \
                         progress.step(f"building kernel from {tree}") as step, \
@@ -370,6 +378,14 @@ def _configure(src: Path, build: Path, frags: list, base: str, step: progress.St
     if missing:
         raise UsageError("config fragment not satisfied after olddefconfig: "
                          + kconfig.fragment_check_message(missing, src, final))
+    # nfit_test's demands hold whatever a later fragment says: config_check.c would stop
+    # its build only after the whole kernel was compiled.
+    nfit = next((f for f in frags if f.path.name == NFIT_FRAGMENT_FILE), None)
+    missing = kconfig.unmet(nfit.options, final) if nfit else []
+    if missing:
+        raise UsageError("--config nfit: nfit_test (tools/testing/nvdimm/config_check.c, "
+                         "ndctl's tests) needs what another fragment undid: "
+                         + kconfig.fragment_check_message(missing, src, final))
 
 
 def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_id: str,
@@ -416,7 +432,9 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
     if has_pvh_entry(elf):  # kept even when refused: the symbolizer reads it
         (out / "vmlinux").write_bytes(elf)
     manifest["pvh_refused"] = refused
-    _install_modules(src, build, out, release, step)
+    _install_modules(src, build, out, release, step,
+                     nfit_test=any(f.path.name == NFIT_FRAGMENT_FILE for f in frags))
+    manifest["test_modules"] = sorted(p.stem for p in (out / "modules").rglob("extra/**/*.ko"))
     subjects = [s for p in parsed for s in p.subjects(tree)]
     manifest.update({"release": release, "patches": subjects,
                      "series": [p.spec for p in parsed], "build_s": round(time.monotonic()
@@ -427,14 +445,47 @@ def _build(tree: Path, parsed: list[PatchSeries], frags: list, base: str, build_
 
 
 def _install_modules(src: Path, build: Path, out: Path, release: str,
-                     step: progress.Step) -> None:
+                     step: progress.Step, nfit_test: bool = False) -> None:
     """Loadable modules reach the guest on a read-only disk mounted at /lib/modules."""
     if not list(build.rglob("*.ko")):
         return
     staging = out / "modules"  # an INSTALL_MOD_PATH: modules/lib/modules/<release>/
     _run(["make", "-s", "-C", str(src), f"O={build}", f"INSTALL_MOD_PATH={staging}",
           "modules_install"], step, "modules_install")
+    if nfit_test:
+        _install_nfit_test(src, build, staging, release, step)
     make_modules_image(staging / "lib" / "modules", out / "modules.ext4")
+
+
+# The fragment whose builds also get the tree's nfit_test modules (ndctl's ndctl suite).
+NFIT_FRAGMENT_FILE = "nfit.config"
+NFIT_TEST_DIR = "tools/testing/nvdimm"
+
+
+def _install_nfit_test(src: Path, build: Path, staging: Path, release: str,
+                       step: progress.Step) -> None:
+    """nfit_test and its wrapped copies of the NVDIMM modules (ndctl README: make
+    M=tools/testing/nvdimm), installed to extra/, with a depmod override for each module
+    that also exists in kernel/ so that modprobe loads the wrapped one."""
+    tests = src / NFIT_TEST_DIR
+    if not (tests / "Kbuild").is_file():
+        raise UsageError(f"--config nfit: the tree has no {NFIT_TEST_DIR} (nfit_test)")
+    # External modules build in their M= directory: the harness's copy of the tree.
+    make = ["make", "-C", str(src), f"O={build}", f"M={tests}", f"-j{os.cpu_count() or 2}"]
+    _run(make, step, f"nfit_test build (make M={NFIT_TEST_DIR})")
+    _run([*make, f"INSTALL_MOD_PATH={staging}", "modules_install"], step,
+         "nfit_test modules_install")
+    root = staging / "lib" / "modules" / release
+    wrapped = {p.name for p in (root / "extra").rglob("*.ko")}
+    overrides = sorted(n.removesuffix(".ko") for n in wrapped
+                       if any((root / "kernel").rglob(n)))
+    conf = staging / "depmod.d"
+    conf.mkdir(exist_ok=True)
+    (conf / "nfit_test.conf").write_text(
+        "# nvdimm-harness: nfit_test's wrapped modules win (ndctl README)\n"
+        + "".join(f"override {m} * extra\n" for m in overrides))
+    _run(["depmod", "-b", str(staging), "-C", str(conf), release], step, "depmod (overrides)")
+    step.note(f"nfit_test: {len(wrapped)} modules in extra/, overriding {', '.join(overrides)}")
 
 
 def modules_image_for(directory: Path) -> Path:

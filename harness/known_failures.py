@@ -46,7 +46,8 @@ class KnownFailuresError(ValueError):
 
 @dataclass(frozen=True)
 class KnownFailure:
-    tests: tuple[str, ...]  # pytest id patterns without the directory; `*` is the wildcard
+    tests: tuple[str, ...]  # pytest id patterns without the directory (ndctl-test's ids
+    # whole); `*` is the wildcard
     kernel: KernelRange
     findings: tuple[str, ...]  # any one of them is the bug (plain and debug kernels' titles)
     reference: str
@@ -135,9 +136,10 @@ def _more_than_the_bug(finding: str, unrelated: list[str], unexplained: list[Che
 
 
 def _short_id(test_id: str) -> str:
-    """'testcases/test_remove.py::t[x]' -> 'test_remove.py::t[x]' (the table's form)."""
+    """'testcases/test_remove.py::t[x]' -> 'test_remove.py::t[x]' (the table's form); an id
+    that is no pytest node id (ndctl/dax/dm.sh) stays whole."""
     path, sep, rest = test_id.partition("::")
-    return f"{path.rsplit('/', 1)[-1]}{sep}{rest}"
+    return f"{path.rsplit('/', 1)[-1]}{sep}{rest}" if sep else test_id
 
 
 def _test_regex(pattern: str) -> re.Pattern[str]:

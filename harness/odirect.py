@@ -18,10 +18,10 @@ from .checks import Check, completed, failed, result
 from .expectations import Vocabulary, v_bool, v_exact, v_result, v_rule
 from .guest_process import GuestProcess
 from .kmsg import Finding
-from .workload import WorkloadOutputError, debug_hooks_prefix, parse_output
+from .workload import debug_hooks_prefix, run_workload, workload_result
 
 if TYPE_CHECKING:
-    from .ssh import CommandResult, Runner
+    from .ssh import Runner
 
 
 def _v_count(v: Any) -> None:
@@ -163,16 +163,8 @@ def run_odirect(guest: Runner, command: str, timeout_s: float = 300,
     added to the observation as "watchdog" (see stall_checks()).
     """
     if stall_after_s is None:
-        result = guest.run(command, timeout_s)
-        return _parse_result(result, command)
+        return run_workload(guest, command, timeout_s)
     return _run_watched(guest, command, timeout_s, stall_after_s, nudge_wait_s, poll_s)
-
-
-def _parse_result(result: CommandResult, command: str) -> dict[str, Any]:
-    if result.status not in (0, 1):
-        raise WorkloadOutputError(f"{command}: exit status {result.status} "
-                                  f"(0 or 1 expected)\n{result.describe()}")
-    return parse_output(result.stdout, command)
 
 
 def _run_watched(guest: Runner, command: str, timeout_s: float, stall_after_s: float,
@@ -205,7 +197,7 @@ def _run_watched(guest: Runner, command: str, timeout_s: float, stall_after_s: f
                 "error": "hung: still running after SIGSTOP+SIGCONT, killed"
                          f" (threads waiting in {', '.join(watchdog['stalled_in']) or '?'})",
                 "transfer": None, "compare": None}
-    observed = _parse_result(result, command)
+    observed = workload_result(result, command)
     observed["watchdog"] = watchdog
     return observed
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import time
 from typing import TYPE_CHECKING, Any
 
 from .checks import Check, completed, result, unobserved
@@ -170,19 +169,7 @@ class PinHolder:
 
     def touch(self, limit_s: float = 60) -> dict[str, Any] | None:
         """Touch every page; None if the holder did not answer in time (stuck in the kernel)."""
-        def touches() -> list[dict[str, Any]]:
-            return [o for o in self.proc.json_lines() if o.get("event") == "touched"]
-        seen = len(touches())
-        self.proc.signal("USR1")
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            now = touches()
-            if len(now) > seen:
-                return now[-1]
-            if self.proc.finished():
-                return None
-            time.sleep(self.proc.poll_s)
-        return None
+        return self.proc.request("USR1", "touched", limit_s)
 
     def release(self, limit_s: float = 60) -> dict[str, Any]:
         """Release and exit. {"exited": bool, "state", "stacks", "final": {...}|None}."""

@@ -6,6 +6,7 @@ Every problem is reported as one line naming the file, the field and what is wro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,30 @@ class MachineProfile:
     maxmem: int | None = None
     boot_timeout_s: int = 300
     cmdline_extra: str = ""
+    # QEMU's -cpu: "max" (TCG emulates AMD SVM there, so the KVM family runs nested);
+    # e.g. "max,-svm,-vmx" hides virtualization from the guest.
+    cpu: str = "max"
+    # TCG's threading: multi (a host thread per vCPU) or single (one thread runs them all).
+    tcg_thread: str = "multi"
+    # RAM given to the kernel as legacy (e820) pmem with memmap=, the "e820" bus of ndctl's
+    # dax tests; 0: none.
+    legacy_pmem: int = 0
+
+    @property
+    def legacy_pmem_range(self) -> tuple[int, int] | None:
+        """(start, size) of the legacy pmem range: the top of guest RAM, 1 GiB aligned."""
+        if not self.legacy_pmem:
+            return None
+        return legacy_pmem_range(self.memory, self.legacy_pmem)
+
+    @property
+    def kernel_cmdline(self) -> str:
+        """What the profile adds to the kernel command line."""
+        memmap = ""
+        if self.legacy_pmem_range:
+            start, size = self.legacy_pmem_range
+            memmap = f"memmap={size // GiB}G!{start // GiB}G"
+        return " ".join(x for x in (memmap, self.cmdline_extra) if x)
 
     @property
     def slot_count(self) -> int:
@@ -106,6 +131,8 @@ class MachineProfile:
             "name": self.name,
             "source": self.source,
             "machine": self.machine,
+            "cpu": self.cpu,
+            "tcg_thread": self.tcg_thread,
             "cpus": self.cpus,
             "memory": format_size(self.memory),
             "maxmem": format_size(self.maxmem_size),
@@ -122,12 +149,42 @@ class MachineProfile:
                 for d in self.nvdimms
             ],
             "scratch_disk": {"size": format_size(self.scratch_disk.size)},
+            **({"legacy_pmem": {"start": format_size(self.legacy_pmem_range[0]),
+                                "size": format_size(self.legacy_pmem_range[1])}}
+               if self.legacy_pmem_range else {}),
         }
+
+
+# q35 puts the first 2 GiB of a guest with 2.75 GiB or more below 4 GiB and the rest from 4 GiB
+# up (QEMU hw/i386/pc_q35.c, the lowmem split); smaller guests have all their RAM below 4 GiB.
+Q35_LOWMEM = 2 * GiB
+Q35_SPLIT_ABOVE = 0xB0000000
+# What the guest keeps as ordinary RAM beside a legacy pmem range.
+LEGACY_PMEM_MIN_RAM = 2 * GiB
+
+
+def legacy_pmem_range(memory: int, size: int) -> tuple[int, int]:
+    """Where memmap=SIZE!START puts `size` bytes of legacy pmem in a q35 guest with `memory`
+    bytes of RAM: the highest 1 GiB-aligned range inside RAM above 4 GiB (ndctl's device-dax
+    test maps the namespace with 1 GiB pages, so the range starts on a 1 GiB boundary;
+    run_qemu's nfit-test setup does the same with memmap=3G!6G). ValueError if it does not
+    fit or leaves less than LEGACY_PMEM_MIN_RAM of RAM."""
+    if size <= 0 or size % GiB:
+        raise ValueError(f"must be a whole number of GiB, got {format_size(size)}")
+    if memory < Q35_SPLIT_ABOVE:
+        raise ValueError(f"needs RAM above 4 GiB: memory {format_size(memory)} is all below "
+                         "it (give memory >= 2.75G + legacy_pmem)")
+    top = 4 * GiB + (memory - Q35_LOWMEM)
+    start = align_down(top - size, GiB)
+    if start < 4 * GiB or memory - size < LEGACY_PMEM_MIN_RAM:
+        raise ValueError(f"{format_size(size)} does not fit in {format_size(memory)} of RAM "
+                         f"with {format_size(LEGACY_PMEM_MIN_RAM)} left for the kernel")
+    return start, size
 
 
 _TOP_KEYS = {
     "name", "description", "machine", "cpus", "memory", "accel", "nvdimms", "scratch_disk",
-    "slots", "maxmem", "boot_timeout", "cmdline_extra",
+    "slots", "maxmem", "boot_timeout", "cmdline_extra", "cpu", "tcg_thread", "legacy_pmem",
 }
 _NVDIMM_KEYS = {"size", "label_size", "align", "node"}
 _SCRATCH_KEYS = {"size"}
@@ -250,7 +307,20 @@ def parse_profile(data: Any, source: str, name: str, host_mem_available: int | N
         maxmem=maxmem,
         boot_timeout_s=boot_timeout,
         cmdline_extra=r.string("cmdline_extra", ""),
+        cpu=r.string("cpu", "max"),
+        tcg_thread=r.choice("tcg_thread", "multi", ("multi", "single")),
+        legacy_pmem=r.size("legacy_pmem", 0) if "legacy_pmem" in data else 0,
     )
+    if profile.legacy_pmem:
+        if profile.machine != "q35":
+            r.fail("legacy_pmem", f"is placed for q35's memory map, not {profile.machine!r}")
+        try:
+            legacy_pmem_range(profile.memory, profile.legacy_pmem)
+        except ValueError as e:
+            r.fail("legacy_pmem", str(e))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.,=+-]*", profile.cpu):
+        r.fail("cpu", f"{profile.cpu!r} is not a QEMU -cpu model with options (e.g. "
+                      "\"max,-svm\")")
     if len(nvdimms) > profile.slot_count:
         r.fail("slots", f"{len(nvdimms)} NVDIMMs need {len(nvdimms)} slots, profile has {slots}")
     if len(nvdimms) > MAX_SLOTS:

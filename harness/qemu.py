@@ -35,10 +35,11 @@ MACHINE_ARGS: dict[str, list[str]] = {
     "q35": ["-machine", "q35,nvdimm=on"],
     "pc": ["-machine", "pc,nvdimm=on"],
 }
-# -cpu max, not host: `-cpu host` aborts on MSR 0x10a under nested KVM on the CI machines.
+# -cpu is the profile's, "max" by default, not host: `-cpu host` aborts on MSR 0x10a under
+# nested KVM on the CI machines.
 ACCEL_ARGS: dict[str, list[str]] = {
-    "kvm": ["-accel", "kvm", "-cpu", "max"],
-    "tcg": ["-accel", "tcg,thread=multi", "-cpu", "max"],
+    "kvm": ["-accel", "kvm"],
+    "tcg": ["-accel", "tcg,thread={tcg_thread}"],
 }
 
 
@@ -90,7 +91,8 @@ def build_argv(
     """The complete QEMU command line for one guest. Pure: touches no file."""
     argv = [qemu_binary, "-name", f"nvdimm-harness,process=nvh-{profile.name}"]
     argv += ["-nodefaults", "-no-user-config", *MACHINE_ARGS[profile.machine]]
-    argv += ACCEL_ARGS[accel]
+    argv += [a.format(tcg_thread=profile.tcg_thread) for a in ACCEL_ARGS[accel]]
+    argv += ["-cpu", profile.cpu]
     argv += ["-smp", str(profile.cpus)]
     # NVDIMMs live in the memory hotplug area: one slot each, maxmem covers RAM + backends.
     argv += ["-m", f"{profile.memory // MiB}M,slots={profile.slot_count},"

@@ -73,6 +73,7 @@ class RunRecorder:
         self.any_guest_tests = False
         self.known: known_failures.KnownFailures | None = None
         self.running: str | None = None  # the test in progress, named when interrupted
+        self.upstream: dict[str, Any] = {}  # ndctl-test: which upstream suite ran
 
     def stop(self, message: str, returncode: int) -> None:
         """Stop the run (a bad known-failures table). The pytest glue overrides it; if it
@@ -262,6 +263,7 @@ class RunRecorder:
             tests=list(self.records.values()), infra_error=self.infra_error,
         )
         run.shard = self.shard
+        run.upstream = dict(self.upstream)
         if cfg is not None:
             run.qemu = {"version": qemu_version(), "accel": cfg.accel.accel,
                         "accel_reason": cfg.accel.reason}

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
-from .checks import Check, failed, result, unobserved
+from . import dax
+from .checks import Check, failed, format_failures, result, unobserved
 from .dax import reset_namespace
-from .errors import PreconditionNotMet
-from .expectations import Vocabulary, v_bool, v_result
+from .errors import HarnessError, PreconditionNotMet
+from .expectations import Vocabulary, v_bool, v_one_of, v_result
+from .odirect import odirect_checks, odirect_command, run_odirect
+from .qemu import SCRATCH_DISK_IN_GUEST
+from .ssh import GuestCommandTimeout
 from .workload import WorkloadOutputError, parse_output
 
 if TYPE_CHECKING:
+    from .frame import TestArtifacts
     from .ndctl import Ndctl
     from .ssh import CommandResult, Runner
 
@@ -43,24 +49,19 @@ VOCABULARY: Vocabulary = {
     # the namespace (mode, enabled) is as before the action
     "namespace_unchanged": v_bool("namespace_unchanged"),
     # a process that had the range mapped touches every page afterwards
-    "mapping_after": lambda v: _one_of("mapping_after", v, ("intact", "sigbus")),
+    "mapping_after": v_one_of("mapping_after", "intact", "sigbus"),
     # (a SIGSEGV, or a holder that does not answer, matches neither: always a failure)
     # the same process reading every page (before it writes): a mapping that was zapped
     # faults (sigbus), one that was only write-protected still reads (readable); old_data:
     # every page still returns the bytes stored before the action (implies readable)
-    "read_after": lambda v: _one_of("read_after", v, ("readable", "old_data", "sigbus")),
+    "read_after": v_one_of("read_after", "readable", "old_data", "sigbus"),
     # the bytes the file or device held before the action are still there
     "data_intact": v_bool("data_intact"),
     # in-flight O_DIRECT into the buffer: completes (full) or fails with an errno
-    "io": lambda v: _one_of("io", v, ("full", "full_or_error")),
+    "io": v_one_of("io", "full", "full_or_error"),
     # unmounting the filesystem after its device went away (unbind)
     "umount": v_result("umount", "ok"),
 }
-
-
-def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
 
 
 def action_command(action: str, bound: str = "", ns: str = NAMESPACE,
@@ -191,10 +192,13 @@ def removal_checks(obs: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     if obs.get("hung"):
         out.append(failed("removal", "finishes within the deadline",
                           f"still running after {obs.get('action_s')}s"))
-    if "command" in expect:
+    # A value the test never saw (the guest died during the action) is not compared: the
+    # key is then reported as not observed (unobserved()).
+    if "command" in expect and "command" in obs:
         out.append(result("removal", expect["command"], "succeeds", bool(c.get("ok")),
                           c.get("errno"), _status_text(c, "refused: "), key="command"))
-    if "namespace_unchanged" in expect and "state_before" in obs:
+    if "namespace_unchanged" in expect and "state_before" in obs \
+            and obs.get("state_after") is not None:
         same = obs["state_before"] == obs.get("state_after")
         out.append(Check("namespace after the removal",
                          "unchanged" if expect["namespace_unchanged"] else "changed",
@@ -288,3 +292,55 @@ def restore_namespace(ndctl: Ndctl, ns: str = NAMESPACE) -> None:
     """Whatever the removal left (a disabled region or namespace, a destroyed namespace,
     an unbound driver), bring `ns` back in raw mode over the whole region."""
     reset_namespace(ndctl, ns, check=True)
+
+
+# ------------------------------------------------------------------ steps of a removal test
+
+def act(guest: Runner, artifacts: TestArtifacts, command: str, deadline_s: float) -> dict[str, Any]:
+    """Run a removal (or truncation) under its deadline: {"command_line", "command":
+    command_result(), "action_s"}. A hang dumps the blocked tasks' stacks into the test's
+    dmesg and raises GuestCommandTimeout: the test is `timeout`, the guest restarted."""
+    started = time.monotonic()
+    try:
+        r = guest.run(command, timeout_s=deadline_s)
+    except GuestCommandTimeout:
+        guest.dump_blocked_tasks()
+        artifacts.attach("removal.txt", f"$ {command}\nstill running after {deadline_s:.0f}s: "
+                                        "hung (see dmesg.txt)\n")
+        raise
+    return {"command_line": command, "command": command_result(r),
+            "action_s": round(time.monotonic() - started, 1)}
+
+
+NAMESPACE_USABLE = "namespace usable again"
+
+
+def owe_namespace_check(guest: Runner, ndctl: Ndctl, artifacts: TestArtifacts) -> None:
+    """A removal test owes namespace_usable(): if the test crashes or wedges the guest
+    first, the frame runs it on the restarted guest (TestArtifacts.after_restart)."""
+    artifacts.after_restart = lambda: [namespace_usable(guest, ndctl)]
+
+
+def namespace_check_now(guest: Runner, ndctl: Ndctl, artifacts: TestArtifacts) -> Check:
+    """The owed check, made by the test itself: nothing left for a restarted guest."""
+    artifacts.after_restart = None
+    return namespace_usable(guest, ndctl)
+
+
+def namespace_usable(guest: Runner, ndctl: Ndctl) -> Check:
+    """After any removal: the namespace can be recreated and moves data again (a guest the
+    removal crashed is checked after its restart: TestArtifacts.after_restart)."""
+    expected = "recreated as devdax 2M, a 64 KiB O_DIRECT round trip byte-exact"
+    if not guest.is_alive():
+        return Check(NAMESPACE_USABLE, expected, "not checked: the guest is gone", False)
+    try:
+        restore_namespace(ndctl)
+        with dax.devdax(ndctl, align="2M", map="mem") as ns:
+            observed = run_odirect(guest, odirect_command(f"devdax:{ns.device_path}",
+                                                          SCRATCH_DISK_IN_GUEST,
+                                                          "read-untouched", 64 * 1024))
+    except (AssertionError, HarnessError, GuestCommandTimeout) as e:
+        return Check(NAMESPACE_USABLE, expected, f"{type(e).__name__}: {str(e)[:500]}", False)
+    problems = format_failures(odirect_checks(observed, {"transfer": "full",
+                                                         "compare": "exact"}))
+    return Check(NAMESPACE_USABLE, expected, problems or "recreated, byte-exact", not problems)

@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -78,6 +79,8 @@ class RunSummary:
     shard: str = ""
     # Set by `nvdimm-harness merge` and --jobs: the runs joined into this one (harness/merge.py).
     merge: dict[str, Any] = field(default_factory=dict)
+    # ndctl-test: the upstream suite that ran (source, version, suite), else empty.
+    upstream: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         c = dict.fromkeys(OUTCOMES, 0)
@@ -269,7 +272,9 @@ def junit_names(test_id: str) -> tuple[str, str]:
     base, bracket, params = test_id.partition("[")  # parameters may contain "::"
     parts = base.split("::")
     if len(parts) == 1:
-        return "nvdimm-harness", test_id
+        # ndctl's upstream tests (ndctl/<suite>/<name>): their suite is the class
+        suite, slash, name = test_id.rpartition("/")
+        return (suite.replace("/", "."), name) if slash else ("nvdimm-harness", test_id)
     module = parts[0].removesuffix(".py").replace("/", ".")
     return ".".join([module, *parts[1:-1]]), parts[-1] + bracket + params
 
@@ -411,6 +416,9 @@ def markdown(run: RunSummary, max_failures: int = 30) -> str:
         f"- kernel: `{k.get('release') or '?'}` ({k.get('source') or '?'})"
         + (f", {len(patches)} patches" if patches else "") + config,
         f"- QEMU {run.qemu.get('version') or '?'}, accel {run.qemu.get('accel') or '?'}",
+        *([f"- ndctl {run.upstream.get('version')} test suite "
+           f"`{run.upstream.get('suite')}` from `{run.upstream.get('source')}`"]
+          if run.upstream else []),
         f"- {len(run.tests)} tests in {_duration(run.duration_s)}: "
         + (_counts_text(run) or "none ran"),
     ]
@@ -450,6 +458,14 @@ def markdown(run: RunSummary, max_failures: int = 30) -> str:
                              f"{_first_line(str(c.get('observed')), 160)}")
         if len(failing) > max_failures:
             lines.append(f"- … and {len(failing) - max_failures} more (report.html)")
+    reasons = Counter(_first_line(t.message.removeprefix("Skipped: "), 200)
+                      or "no reason given" for t in run.tests if t.outcome == "skipped")
+    if reasons:
+        # Never silently: what did not run here, and why (a missing kernel option, no
+        # nested virtualization...), one line per reason.
+        lines += ["", "### Skipped"]
+        lines += [f"- {n} test{'s' if n > 1 else ''}: {clean_text(r)}"
+                  for r, n in reasons.items()]
     return "\n".join(lines) + "\n"
 
 

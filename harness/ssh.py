@@ -207,3 +207,7 @@ class GuestShell:
         with self.client.open_sftp() as sftp:
             sftp.put(str(local), remote)
             sftp.chmod(remote, mode)
+
+    def download(self, remote: str, local: Path) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.get(remote, str(local))

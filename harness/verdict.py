@@ -3,7 +3,8 @@
 pytest reports each test three times (setup, call, teardown); conftest.py describes each
 report as a Phase, and classify() + message() turn it and the test's frame (crashed, QEMU
 killed, timed out, guest stopped: harness.frame.TestFrame) into the outcome and message of
-the test's record. Pure.
+the test's record (an emulator fault, like a killed QEMU, is `error`: not the kernel's
+doing). Pure.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def classify(phase: Phase, frame: TestFrame | None) -> str | None:
             return "skipped"
         if phase.passed:
             return "passed"
-        if frame and frame.qemu_killed:
+        if frame and (frame.qemu_killed or frame.emulator_fault):
             return "error"
         if frame and frame.crashed:
             return "crashed"
@@ -77,6 +78,8 @@ def message(phase: Phase, frame: TestFrame | None) -> str:
     was skipped or what failed (the exception's one line, else the whole text, capped)."""
     if frame and frame.qemu_killed:
         return frame.qemu_killed
+    if frame and frame.emulator_fault:
+        return frame.emulator_fault
     if frame and frame.crashed:
         return f"kernel crashed: {frame.crashed}"
     if phase.skipped and phase.skip_reason is not None:

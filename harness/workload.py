@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ssh import CommandResult, Runner
 
 
 class WorkloadOutputError(AssertionError):
@@ -27,6 +30,24 @@ def parse_output(stdout: str, command: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise WorkloadOutputError(f"{command}: expected a JSON object, got {stdout[:200]}")
     return data
+
+
+def workload_result(result: CommandResult, command: str,
+                    json_lines: bool = False) -> dict[str, Any]:
+    """A workload's JSON observation from its command result. Exit 0 and 1 both carry the
+    JSON (1: a step could not run); anything else raises WorkloadOutputError with the
+    whole result. json_lines: the program prints one object per line (events, then the
+    report): the report is the last line."""
+    if result.status not in (0, 1):
+        raise WorkloadOutputError(f"{command}: exit status {result.status} "
+                                  f"(0 or 1 expected)\n{result.describe()}")
+    text = result.stdout.strip()
+    return parse_output(text.splitlines()[-1] if json_lines and text else text, command)
+
+
+def run_workload(guest: Runner, command: str, timeout_s: float,
+                 json_lines: bool = False) -> dict[str, Any]:
+    return workload_result(guest.run(command, timeout_s), command, json_lines)
 
 
 # The workloads' self-test hooks (guest-images/workloads/README.md): set on the host, they

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import dax, odirect, pin_backends, pinning, removal
+from harness import dax, kvm, odirect, pin_backends, pinning, removal
 from harness.expectations import ExpectationError, ExpectationTable, Vocabulary, load
 
 EXPECTATIONS = Path(__file__).resolve().parent / "expectations"
@@ -16,6 +16,7 @@ FAMILIES: dict[str, Vocabulary] = {
     "odirect": odirect.VOCABULARY,
     "pin": pinning.VOCABULARY,
     "remove": removal.VOCABULARY,
+    "kvm": kvm.VOCABULARY,
 }
 
 

@@ -26,21 +26,13 @@ import pytest
 from harness import dax, pinning
 from harness.checks import failures, format_failures, with_sources
 from harness.sizes import MiB
-from harness.workload import parse_output
+from harness.workload import run_workload
 
 pytestmark = pytest.mark.foll_counters_balanced
 
 SIZE = 2 * MiB
 TIMEOUT_S = 180
 MATRIX = [(mode, method) for mode in dax.pin_buffer_modes() for method in pinning.METHODS]
-
-
-def run_pin(guest, command: str) -> dict:
-    result = guest.run(command, TIMEOUT_S)
-    if result.status not in (0, 1):
-        raise AssertionError(f"nvh-pin exit status {result.status}\n{result.describe()}")
-    return parse_output(result.stdout.strip().splitlines()[-1] if result.stdout.strip()
-                        else "", command)
 
 
 @pytest.mark.parametrize(("mode", "method"), MATRIX,
@@ -51,7 +43,7 @@ def test_pin(guest, ndctl, artifacts, expectations, pin_method_ready, mode, meth
     with dax.buffer_in_mode(ndctl, mode) as buffer:
         command = pinning.pin_command(buffer, method, SIZE, **extra)
         before = pinning.vmstat_pins(guest)
-        observed = run_pin(guest, command)
+        observed = run_workload(guest, command, TIMEOUT_S, json_lines=True)
         delta = pinning.pin_delta(before, pinning.vmstat_pins(guest))
     artifacts.attach("workload.json", json.dumps({"command": command, "foll_pin_delta": delta,
                                                   **observed}, indent=2) + "\n")

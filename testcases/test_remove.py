@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 
 import pytest
 
 from harness import dax, pinning, removal
-from harness.checks import Check, failures, format_failures, with_sources
-from harness.errors import HarnessError
+from harness.checks import failures, format_failures, with_sources
 from harness.guest_process import GuestProcess
-from harness.odirect import odirect_checks, odirect_command, run_odirect
+from harness.odirect import odirect_command
 from harness.qemu import SCRATCH_DISK_IN_GUEST as SCRATCH_DISK
 from harness.sizes import MiB
-from harness.ssh import GuestCommandTimeout
 
 pytestmark = pytest.mark.foll_counters_balanced
 
@@ -37,6 +34,7 @@ SIZE = 2 * MiB
 ACTION_DEADLINE_S = 90      # ndctl under TCG takes seconds; a removal past this is hung
 RELEASE_DEADLINE_S = 60
 DELAY_MS = 4000             # dm-delay on the peer: the O_DIRECT stays in flight this long
+                            # (times the kernel's slowdown: a KASAN kernel runs ndctl 3x slower)
 DELAYED_PEER = "/dev/mapper/nvh-slow"
 
 
@@ -44,18 +42,8 @@ DELAYED_PEER = "/dev/mapper/nvh-slow"
 
 def remove(guest, artifacts, action: str, bound: str = "") -> dict:
     """Run the removal under its deadline; a hang dumps blocked tasks and fails as timeout."""
-    command = removal.action_command(action, bound)
-    started = time.monotonic()
-    try:
-        result = guest.run(command, timeout_s=ACTION_DEADLINE_S)
-    except GuestCommandTimeout:
-        guest.dump_blocked_tasks()
-        artifacts.attach("removal.txt", f"$ {command}\nstill running after "
-                                        f"{ACTION_DEADLINE_S}s: hung (see dmesg.txt)\n")
-        raise
-    return {"action": action, "command_line": command,
-            "command": removal.command_result(result),
-            "action_s": round(time.monotonic() - started, 1)}
+    return {"action": action, **removal.act(guest, artifacts, removal.action_command(action, bound),
+                                            ACTION_DEADLINE_S)}
 
 
 def holder_for(guest, buffer: str, method: str = "none", **extra) -> pinning.PinHolder:
@@ -82,31 +70,8 @@ def judge(guest, ndctl, artifacts, expect, obs: dict) -> None:
     artifacts.expectation(expect.describe(), removal.describe_removal(obs))
     artifacts.add_checks(with_sources(removal.removal_checks(obs, expect.values),
                                       expect.sources))
-    artifacts.add_checks([namespace_usable(guest, ndctl)])
-    artifacts.after_restart = None  # checked here; nothing owed to a restarted guest
+    artifacts.add_checks([removal.namespace_check_now(guest, ndctl, artifacts)])
     assert not failures(artifacts.checks), format_failures(artifacts.checks)
-
-
-NAMESPACE_USABLE = "namespace usable again"
-
-
-def namespace_usable(guest, ndctl) -> Check:
-    """After any removal: the namespace can be recreated and moves data again (a guest the
-    removal crashed is checked after its restart, conftest.py)."""
-    expected = "recreated as devdax 2M, a 64 KiB O_DIRECT round trip byte-exact"
-    if not guest.is_alive():
-        return Check(NAMESPACE_USABLE, expected, "not checked: the guest is gone", False)
-    try:
-        removal.restore_namespace(ndctl)
-        with dax.devdax(ndctl, align="2M", map="mem") as ns:
-            observed = run_odirect(guest, odirect_command(f"devdax:{ns.device_path}",
-                                                          SCRATCH_DISK, "read-untouched",
-                                                          64 * 1024))
-    except (AssertionError, HarnessError, GuestCommandTimeout) as e:
-        return Check(NAMESPACE_USABLE, expected, f"{type(e).__name__}: {str(e)[:500]}", False)
-    problems = format_failures(odirect_checks(observed, {"transfer": "full",
-                                                         "compare": "exact"}))
-    return Check(NAMESPACE_USABLE, expected, problems or "recreated, byte-exact", not problems)
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +79,7 @@ def _namespace_usable_after_a_restart(guest, ndctl, artifacts):
     """A removal that crashes or wedges the guest before its own check still gets the
     namespace-usable check: the test frame restarts the guest and runs this
     (harness/frame.py TestFrame._checks_after_restart)."""
-    artifacts.after_restart = lambda: [namespace_usable(guest, ndctl)]
+    removal.owe_namespace_check(guest, ndctl, artifacts)
     yield
 
 
@@ -240,18 +205,20 @@ def test_remove_pinned_devdax(guest, ndctl, artifacts, expectations, pin_method_
 
 @pytest.fixture
 def delayed_peer(guest):
-    """The scratch disk behind dm-delay: every I/O to it stays in flight DELAY_MS."""
+    """(path, seconds): the scratch disk behind dm-delay, every read to it held in flight
+    for that long (DELAY_MS, scaled by the kernel's slowdown like every deadline)."""
     r = guest.run("modprobe dm_delay 2>/dev/null; dmsetup targets | grep -qw delay", 60)
     if r.status != 0:
         pytest.skip("this kernel has no dm-delay target (CONFIG_DM_DELAY)")
     name = DELAYED_PEER.rsplit("/", 1)[-1]
-    # Reads wait DELAY_MS, writes none: nvh-odirect's preparation (writing the peer) is
+    delay_ms = int(DELAY_MS * guest.config.kernel.slowdown)
+    # Reads wait delay_ms, writes none: nvh-odirect's preparation (writing the peer) is
     # quick and its transfer (the read into the DAX mapping) is what stays in flight. No
     # udev in the guest: dmsetup mknodes makes the /dev/mapper node.
     guest.succeed(f"dmsetup remove {name} 2>/dev/null; dmsetup create {name} --table "
-                  f"\"0 $(blockdev --getsz {SCRATCH_DISK}) delay {SCRATCH_DISK} 0 {DELAY_MS} "
+                  f"\"0 $(blockdev --getsz {SCRATCH_DISK}) delay {SCRATCH_DISK} 0 {delay_ms} "
                   f"{SCRATCH_DISK} 0 0\" && dmsetup mknodes {name}", timeout_s=60)
-    yield DELAYED_PEER
+    yield DELAYED_PEER, delay_ms / 1000
     with contextlib.suppress(ConnectionError):  # the test may have crashed the guest
         guest.run(f"dmsetup remove --force {name}", timeout_s=60)
 
@@ -260,22 +227,23 @@ def delayed_peer(guest):
 def test_remove_during_odirect(guest, ndctl, artifacts, expectations, delayed_peer, mode):
     """Removal while an O_DIRECT read into the DAX buffer is held in flight by dm-delay."""
     expect = expectations["remove"].lookup(mode, "inflight-disable", guest.kernel_release)
+    peer, held_s = delayed_peer
     buffer_mode = next(m for m in dax.buffer_modes() if m.name == f"{mode}-mem")
     obs: dict = {}
     with dax.buffer_in_mode(ndctl, buffer_mode) as buffer, \
             checked_until_the_end(artifacts, expect, obs):
-        io = GuestProcess(guest, odirect_command(buffer, delayed_peer, "read-untouched", SIZE),
+        io = GuestProcess(guest, odirect_command(buffer, peer, "read-untouched", SIZE),
                           tag="nvh-inflight").start()
         try:
             # The precondition of the whole test: the read is in flight before the removal
             # starts and still is when it returned. Otherwise nothing was tested: error.
-            in_flight = io.wait_for_stack(removal.IN_FLIGHT_STACK, DELAY_MS / 1000)
+            in_flight = io.wait_for_stack(removal.IN_FLIGHT_STACK, held_s)
             obs["state_before"] = removal.namespace_state(guest)
             obs.update(remove(guest, artifacts, "disable"))
             still_in_flight = not io.finished()
             obs["in_flight"] = {"before_removal": in_flight, "after_removal": still_in_flight}
             obs["state_after"] = removal.namespace_state(guest)
-            finished = io.wait(DELAY_MS / 1000 + RELEASE_DEADLINE_S)
+            finished = io.wait(held_s + RELEASE_DEADLINE_S)
             result = io.result() if finished else None
             obs["io"] = removal.inflight_result(result, io.command)
             if finished:
@@ -284,7 +252,7 @@ def test_remove_during_odirect(guest, ndctl, artifacts, expectations, delayed_pe
                 obs["release"] = {"exited": False, "state": io.state(), "stacks": io.stacks()}
         finally:
             io.cleanup()
-    removal.require_in_flight(obs, DELAY_MS / 1000)
+    removal.require_in_flight(obs, held_s)
     judge(guest, ndctl, artifacts, expect, obs)
 
 

@@ -32,6 +32,8 @@ hostname nvh-guest
 	# the harness's own kernels, a module on Debian's).
 	modprobe -q pvpanic_mmio
 	modprobe -qa nfit nd_pmem nd_btt dax_pmem device_dax
+	# memmap=...!... legacy pmem (the ndctl profile): its region driver, nd_e820
+	[ -e /sys/bus/platform/devices/e820_pmem ] && modprobe -q nd_e820
 	echo "nvh: nvdimm stack loaded" > /dev/kmsg
 	touch /run/nvh-ready
 ) &

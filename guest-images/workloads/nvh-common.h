@@ -1,5 +1,8 @@
 /*
- * nvh-common.h - helpers shared by the guest workloads (nvh-odirect.c, nvh-pin.c).
+ * nvh-common.h - helpers shared by the guest workloads (nvh-odirect.c, nvh-pin.c,
+ * nvh-kvm.c): errno and signal names, the pattern streams, mappings and files, the
+ * SIGBUS/SIGSEGV guard, the control signals, the JSON writer, fail() and the report's
+ * "error", the --buffer kinds and the usage helpers.
  *
  * Header-only (static inline functions, static variables), so every program stays one gcc
  * call: `gcc ... -o nvh-pin nvh-pin.c`, with this header next to the source.  The image
@@ -17,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,7 +35,7 @@
 
 #define SZ_2M (2UL << 20)
 
-/* ------------------------------------------------------------------ errno */
+/* -------------------------------------------------------- errno, signals */
 
 /* A symbolic name, "0" for 0, else "E<num>" (in a static buffer). */
 static inline const char *errno_name(int e)
@@ -65,6 +69,20 @@ static inline const char *errno_name(int e)
 			return t[i].n;
 	snprintf(other, sizeof(other), "E%d", e);
 	return other;
+}
+
+/* The name a report gives a guard or control signal. */
+static inline const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGBUS: return "SIGBUS";
+	case SIGSEGV: return "SIGSEGV";
+	case SIGUSR1: return "SIGUSR1";
+	case SIGUSR2: return "SIGUSR2";
+	case SIGTERM: return "SIGTERM";
+	case SIGINT: return "SIGINT";
+	}
+	return "other";
 }
 
 /* ------------------------------------------------------------------ time */
@@ -240,6 +258,37 @@ static inline bool run_guarded(void (*fn)(void *), void *arg)
 	return true;
 }
 
+/* ------------------------------------------------------- control signals */
+
+/*
+ * nvh-pin --hold and nvh-kvm hold/loop: SIGUSR1 asks for one more step, SIGUSR2, SIGTERM
+ * and SIGINT end the wait.  Blocked from the start, so a signal sent early waits for the
+ * program to take it (sigsuspend(), KVM's signal mask); the handler has no SA_RESTART, so
+ * a blocking call it interrupts returns EINTR, and it runs with all four blocked.
+ */
+static const int control_signals[] = { SIGUSR1, SIGUSR2, SIGTERM, SIGINT };
+#define N_CONTROL (sizeof(control_signals) / sizeof(control_signals[0]))
+
+/* Block the control signals (*old: the mask before) and route them to handler. */
+static inline int block_control_signals(void (*handler)(int), sigset_t *old)
+{
+	struct sigaction sa = { .sa_handler = handler };
+	sigset_t set;
+
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&set);
+	for (size_t i = 0; i < N_CONTROL; i++) {
+		sigaddset(&set, control_signals[i]);
+		sigaddset(&sa.sa_mask, control_signals[i]);
+	}
+	if (sigprocmask(SIG_BLOCK, &set, old))
+		return -1;
+	for (size_t i = 0; i < N_CONTROL; i++)
+		if (sigaction(control_signals[i], &sa, NULL))
+			return -1;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ JSON */
 
 /* A JSON string (or null), on stdout. */
@@ -261,6 +310,117 @@ static inline void jstr(const char *s)
 			putchar(ch);
 	}
 	putchar('"');
+}
+
+/*
+ * The object writer of nvh-pin and nvh-kvm (nvh-odirect lays its one report out by hand):
+ * compact JSON, keys in call order.  jfirst[d]: nothing written yet at nesting depth d.
+ */
+static bool jfirst[16];
+static int jdepth;
+
+static inline void jsep(void)
+{
+	if (!jfirst[jdepth])
+		putchar(',');
+	jfirst[jdepth] = false;
+}
+
+static inline void jbegin(void)
+{
+	putchar('{');
+	jfirst[++jdepth] = true;
+}
+
+static inline void jend(void)
+{
+	putchar('}');
+	jdepth--;
+}
+
+static inline void jabegin(void)
+{
+	putchar('[');
+	jfirst[++jdepth] = true;
+}
+
+static inline void jaend(void)
+{
+	putchar(']');
+	jdepth--;
+}
+
+static inline void jkey(const char *k)
+{
+	jsep();
+	jstr(k);
+	putchar(':');
+}
+
+static inline void kstr(const char *k, const char *v) { jkey(k); jstr(v); }
+static inline void kint(const char *k, long long v) { jkey(k); printf("%lld", v); }
+static inline void kuint(const char *k, uint64_t v) { jkey(k); printf("%" PRIu64, v); }
+static inline void kbool(const char *k, bool v) { jkey(k); fputs(v ? "true" : "false", stdout); }
+static inline void knull(const char *k) { jkey(k); fputs("null", stdout); }
+static inline void kms(const char *k, long long ns) { jkey(k); printf("%.3f", ns / 1e6); }
+
+/* errno_name(e), null for 0. */
+static inline void kerr(const char *k, int e)
+{
+	if (e)
+		kstr(k, errno_name(e));
+	else
+		knull(k);
+}
+
+/* An offset or size, null for a negative one (none, unknown). */
+static inline void koff(const char *k, long long v)
+{
+	if (v >= 0)
+		kint(k, v);
+	else
+		knull(k);
+}
+
+/* An address as a "0x..." string, null for none (0). */
+static inline void kaddr(const char *k, uintptr_t a)
+{
+	char buf[32];
+
+	if (!a) {
+		knull(k);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "0x%" PRIxPTR, a);
+	kstr(k, buf);
+}
+
+/* One object a line; flushed, so the caller sees an event as it happens. */
+static inline void line_end(void)
+{
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* --------------------------------------------------------------- failure */
+
+/*
+ * The report's "error": a setup step that failed.  The first failure wins: it is the
+ * cause, later ones are consequences.
+ */
+static char fail_msg[512];
+
+/* Records the failure (if it is the first); -1, for `return fail(...)`. */
+static inline int __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fail_msg[0]) {
+		va_start(ap, fmt);
+		vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }
 
 /* ---------------------------------------------------------------- usage */
@@ -298,6 +458,35 @@ static inline size_t parse_size(const char *opt, const char *s)
 	if (*end || (v << shift) >> shift != v || (v << shift) > SIZE_MAX / 4)
 		usage_error("--%s: bad size '%s'", opt, s);
 	return (size_t)(v << shift);
+}
+
+/* ------------------------------------------------------------- --buffer */
+
+/*
+ * One enum for every program, so the names in "buffer_kind" agree; only nvh-pin offers
+ * shmem (parse_buffer() refuses it for the others).
+ */
+enum buf_kind { BUF_ANON, BUF_SHMEM, BUF_FILE, BUF_DEVDAX };
+static const char *const kind_name[] = { "anon", "shmem", "file", "devdax" };
+
+/* --buffer anon|shmem|file:PATH|devdax:PATH: the kind; *path is the PATH, else NULL. */
+static inline enum buf_kind parse_buffer(const char *s, bool shmem, const char **path)
+{
+	*path = NULL;
+	if (!strcmp(s, "anon"))
+		return BUF_ANON;
+	if (shmem && !strcmp(s, "shmem"))
+		return BUF_SHMEM;
+	if (!strncmp(s, "file:", 5) && s[5]) {
+		*path = s + 5;
+		return BUF_FILE;
+	}
+	if (!strncmp(s, "devdax:", 7) && s[7]) {
+		*path = s + 7;
+		return BUF_DEVDAX;
+	}
+	usage_error("--buffer: expected anon, %sfile:PATH or devdax:PATH, got '%s'",
+		    shmem ? "shmem, " : "", s);
 }
 
 #endif /* NVH_COMMON_H */

@@ -46,9 +46,6 @@
 
 /* ------------------------------------------------------------------ options */
 
-enum buf_kind { BUF_ANON, BUF_FILE, BUF_DEVDAX };
-static const char *const kind_name[] = { "anon", "file", "devdax" };
-
 struct ctx;
 
 struct case_def {
@@ -139,21 +136,7 @@ static struct {
 	uintptr_t map_addr;
 	size_t map_len;
 	long long file_size;	/* -1: not a file buffer */
-	char error[512];
 } R = { .file_size = -1, .transfer_ns = -1 };
-
-/* First failure wins: it is the cause, later ones are consequences. */
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!R.error[0]) {
-		va_start(ap, fmt);
-		vsnprintf(R.error, sizeof(R.error), fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static void record(const char *op, const char *data, long long ret, int err,
 		   bool sigbus)
@@ -466,6 +449,7 @@ static int setup(struct ctx *c)
 		c->buf_fd = open(o->path, O_RDWR);
 		return need_ok("open_buffer", NULL, c->buf_fd);
 	case BUF_ANON:
+	case BUF_SHMEM:		/* refused by parse_buffer() */
 		break;
 	}
 	return 0;
@@ -1068,7 +1052,7 @@ static void print_report(const struct opts *o, bool completed)
 	fputs(",\n  \"completed\": ", stdout);
 	jbool(completed);
 	fputs(",\n  \"error\": ", stdout);
-	jstr(R.error[0] ? R.error : NULL);
+	jstr(fail_msg[0] ? fail_msg : NULL);
 	printf(",\n  \"sigbus_count\": %lu,\n  \"steps\": [",
 	       __atomic_load_n(&sigbus_count, __ATOMIC_RELAXED));
 	for (int i = 0; i < R.nsteps; i++) {
@@ -1117,22 +1101,6 @@ static long long parse_num(const char *opt, const char *s, long long max)
 	if (errno || end == s || *end || v < 0 || v > max)
 		usage_error("--%s: bad number '%s'", opt, s);
 	return v;
-}
-
-static void parse_buffer(struct opts *o, const char *s)
-{
-	o->buffer = s;
-	if (!strcmp(s, "anon")) {
-		o->kind = BUF_ANON;
-	} else if (!strncmp(s, "file:", 5) && s[5]) {
-		o->kind = BUF_FILE;
-		o->path = s + 5;
-	} else if (!strncmp(s, "devdax:", 7) && s[7]) {
-		o->kind = BUF_DEVDAX;
-		o->path = s + 7;
-	} else {
-		usage_error("--buffer: expected anon, file:PATH or devdax:PATH, got '%s'", s);
-	}
 }
 
 static const struct case_def *parse_case(const char *s)
@@ -1189,7 +1157,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 'b': parse_buffer(o, optarg); break;
+		case 'b': o->buffer = optarg; o->kind = parse_buffer(optarg, false, &o->path); break;
 		case 'p': o->peer = optarg; break;
 		case 'c': o->cs = parse_case(optarg); break;
 		case 's': o->size = parse_size("size", optarg); break;
@@ -1218,9 +1186,9 @@ int main(int argc, char **argv)
 	crc32_init();
 	if (guard_signal(SIGBUS))
 		fail("sigaction(SIGBUS): %s", strerror(errno));
-	completed = !R.error[0] && setup(&c) == 0 && o.cs->run(&c) == 0;
-	if (!completed && R.error[0])
-		fprintf(stderr, "nvh-odirect: %s\n", R.error);
+	completed = !fail_msg[0] && setup(&c) == 0 && o.cs->run(&c) == 0;
+	if (!completed && fail_msg[0])
+		fprintf(stderr, "nvh-odirect: %s\n", fail_msg);
 	print_report(&o, completed);
 	return completed ? 0 : 1;
 }

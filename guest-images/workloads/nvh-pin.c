@@ -90,9 +90,6 @@ struct gt_longterm_args {
 
 /* ------------------------------------------------------------------ options */
 
-enum buf_kind { BUF_ANON, BUF_SHMEM, BUF_FILE, BUF_DEVDAX };
-static const char *const kind_name[] = { "anon", "shmem", "file", "devdax" };
-
 enum method { M_VMSPLICE, M_IO_URING, M_RDMA, M_GUP_TEST, M_NONE, M_COUNT };
 static const char *const method_name[] = {
 	"vmsplice", "io_uring", "rdma", "gup_test", "none",
@@ -138,7 +135,6 @@ struct verify {
 };
 
 static struct {
-	char error[512];
 	bool supported;
 	uintptr_t map_addr;
 	size_t map_len;
@@ -177,19 +173,6 @@ static struct {
 	} gt;
 } R = { .file_size = -1, .supported = true };
 
-/* First failure wins: it is the cause, later ones are consequences. */
-static int __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!R.error[0]) {
-		va_start(ap, fmt);
-		vsnprintf(R.error, sizeof(R.error), fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static void set_call(struct call *c, const char *name, long long ret, int err,
 		     bool ok, long long ns)
 {
@@ -215,19 +198,6 @@ static void set_call(struct call *c, const char *name, long long ret, int err,
  * SIGBUS, which then becomes a reported result instead of killing the program without
  * JSON.
  */
-static const char *signal_name(int sig)
-{
-	switch (sig) {
-	case SIGBUS: return "SIGBUS";
-	case SIGSEGV: return "SIGSEGV";
-	case SIGUSR1: return "SIGUSR1";
-	case SIGUSR2: return "SIGUSR2";
-	case SIGTERM: return "SIGTERM";
-	case SIGINT: return "SIGINT";
-	}
-	return "other";
-}
-
 static const char *si_code_name(int sig, int code)
 {
 	static char other[16];
@@ -1013,44 +983,6 @@ static void cleanup(struct ctx *c)
 
 /* ---------------------------------------------------------------- output */
 
-static bool jfirst[8];
-static int jdepth;
-
-static void jbegin(void)
-{
-	putchar('{');
-	jfirst[++jdepth] = true;
-}
-
-static void jend(void)
-{
-	putchar('}');
-	jdepth--;
-}
-
-static void jkey(const char *k)
-{
-	if (!jfirst[jdepth])
-		putchar(',');
-	jfirst[jdepth] = false;
-	jstr(k);
-	putchar(':');
-}
-
-static void kstr(const char *k, const char *v) { jkey(k); jstr(v); }
-static void kint(const char *k, long long v) { jkey(k); printf("%lld", v); }
-static void kuint(const char *k, uint64_t v) { jkey(k); printf("%" PRIu64, v); }
-static void kbool(const char *k, bool v) { jkey(k); fputs(v ? "true" : "false", stdout); }
-static void knull(const char *k) { jkey(k); fputs("null", stdout); }
-
-static void kerr(const char *k, int e)
-{
-	if (e)
-		kstr(k, errno_name(e));
-	else
-		knull(k);
-}
-
 static void kcall(const char *k, const struct call *c)
 {
 	if (!c->valid) {
@@ -1085,24 +1017,6 @@ static void kverify(const struct ctx *c)
 	jend();
 }
 
-static void kmap_addr(void)
-{
-	char buf[32];
-
-	if (!R.map_addr) {
-		knull("map_addr");
-		return;
-	}
-	snprintf(buf, sizeof(buf), "0x%" PRIxPTR, R.map_addr);
-	kstr("map_addr", buf);
-}
-
-static void line_end(void)
-{
-	putchar('\n');
-	fflush(stdout);
-}
-
 static void print_pinned(const struct ctx *c)
 {
 	jbegin();
@@ -1111,7 +1025,7 @@ static void print_pinned(const struct ctx *c)
 	kstr("method", method_name[c->o->method]);
 	kstr("buffer_kind", kind_name[c->o->kind]);
 	kbool("supported", R.supported);
-	kmap_addr();
+	kaddr("map_addr", R.map_addr);
 	kcall("pin", &R.pin);
 	kverify(c);
 	jend();
@@ -1196,11 +1110,8 @@ static void print_final(const struct ctx *c, bool completed)
 	kstr("buffer_kind", kind_name[o->kind]);
 	kstr("path", o->path);
 	kint("size", (long long)o->size);
-	if (R.file_size >= 0)
-		kint("file_size", R.file_size);
-	else
-		knull("file_size");
-	kmap_addr();
+	koff("file_size", R.file_size);
+	kaddr("map_addr", R.map_addr);
 	kint("map_len", (long long)R.map_len);
 	kbool("map_addr_aligned_2m", R.map_addr && R.map_addr % SZ_2M == 0);
 	kint("align_va", (long long)o->align_va);
@@ -1208,7 +1119,7 @@ static void print_final(const struct ctx *c, bool completed)
 	kbool("hold", o->hold);
 	kbool("debug_corrupt", debug_corrupt);
 	kbool("completed", completed);
-	kstr("error", R.error[0] ? R.error : NULL);
+	kstr("error", fail_msg[0] ? fail_msg : NULL);
 	kbool("supported", R.supported);
 	kbool("memlock_raised", R.memlock_raised);
 	kerr("memlock_errno", R.memlock_err);
@@ -1233,29 +1144,6 @@ static void on_control(int sig)
 		touch_requests++;
 	else
 		release_requested = sig;
-}
-
-static const int control_signals[] = { SIGUSR1, SIGUSR2, SIGTERM, SIGINT };
-#define N_CONTROL (sizeof(control_signals) / sizeof(control_signals[0]))
-
-/* Blocked from the start, so a signal sent early waits for sigsuspend(). */
-static int block_control_signals(sigset_t *old)
-{
-	struct sigaction sa = { .sa_handler = on_control };
-	sigset_t set;
-
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&set);
-	for (size_t i = 0; i < N_CONTROL; i++) {
-		sigaddset(&set, control_signals[i]);
-		sigaddset(&sa.sa_mask, control_signals[i]);
-	}
-	if (sigprocmask(SIG_BLOCK, &set, old))
-		return -1;
-	for (size_t i = 0; i < N_CONTROL; i++)
-		if (sigaction(control_signals[i], &sa, NULL))
-			return -1;
-	return 0;
 }
 
 static volatile size_t touch_pos;
@@ -1368,24 +1256,6 @@ static int parse_name(const char *opt, const char *s, const char *const *names, 
 	usage_error("--%s: unknown value '%s'; %s", opt, s, usage_text);
 }
 
-static void parse_buffer(struct opts *o, const char *s)
-{
-	o->buffer = s;
-	if (!strcmp(s, "anon")) {
-		o->kind = BUF_ANON;
-	} else if (!strcmp(s, "shmem")) {
-		o->kind = BUF_SHMEM;
-	} else if (!strncmp(s, "file:", 5) && s[5]) {
-		o->kind = BUF_FILE;
-		o->path = s + 5;
-	} else if (!strncmp(s, "devdax:", 7) && s[7]) {
-		o->kind = BUF_DEVDAX;
-		o->path = s + 7;
-	} else {
-		usage_error("--buffer: expected anon, shmem, file:PATH or devdax:PATH, got '%s'", s);
-	}
-}
-
 static void check_opts(struct opts *o, size_t page)
 {
 	if (!o->buffer || o->method < 0)
@@ -1434,7 +1304,7 @@ static void parse_args(int argc, char **argv, struct opts *o, size_t page)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 'b': parse_buffer(o, optarg); break;
+		case 'b': o->buffer = optarg; o->kind = parse_buffer(optarg, true, &o->path); break;
 		case 'm': o->method = parse_name("method", optarg, method_name, M_COUNT); break;
 		case 's': o->size = parse_size("size", optarg); break;
 		case 'f': o->file_size = parse_size("file-size", optarg); break;
@@ -1489,14 +1359,14 @@ int main(int argc, char **argv)
 	c.map_len = round_up(o.size, o.align_va > SZ_2M ? o.align_va : SZ_2M);
 	if (guard_signal(SIGBUS) || guard_signal(SIGSEGV))
 		fail("sigaction(SIGBUS/SIGSEGV): %s", strerror(errno));
-	if (o.hold && block_control_signals(&old))
+	if (o.hold && block_control_signals(on_control, &old))
 		fail("blocking the control signals: %s", strerror(errno));
 	raise_memlock();
 	c.exp = malloc(CHUNK);
 	c.got = malloc(CHUNK);
 	if (!c.exp || !c.got)
 		fail("malloc: %s", strerror(errno));
-	completed = !R.error[0] && open_buffer(&c) == 0 && map_buffer(&c) == 0 &&
+	completed = !fail_msg[0] && open_buffer(&c) == 0 && map_buffer(&c) == 0 &&
 		    fill_buffer(&c) == 0 && run_method(&c) == 0;
 	if (completed && o.hold) {
 		/* Nothing to hold after a refused pin: report and exit. */
@@ -1508,7 +1378,7 @@ int main(int argc, char **argv)
 	release_pin(&c);
 	cleanup(&c);
 	if (!completed)
-		fprintf(stderr, "nvh-pin: %s\n", R.error);
+		fprintf(stderr, "nvh-pin: %s\n", fail_msg);
 	print_final(&c, completed);
 	free(c.exp);
 	free(c.got);

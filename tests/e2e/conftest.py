@@ -80,3 +80,16 @@ def list_our_qemus():
 def list_processes_under():
     """processes_under(path) as a function to call."""
     return processes_under
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def kernel_tree() -> Path:
+    """The kernel tree the kernel-building e2e tests build: NVH_TEST_KERNEL_TREE, else
+    Debian's linux-source-6.1 fetched and unpacked once."""
+    tree = os.environ.get("NVH_TEST_KERNEL_TREE") or subprocess.run(
+        [str(ROOT / "tools" / "fetch-linux-source.sh")], capture_output=True, text=True,
+        check=True).stdout.strip()
+    return Path(tree)

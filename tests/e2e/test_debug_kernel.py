@@ -7,7 +7,6 @@ One build serves both runs: the demo patch only acts at one magic file offset.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +23,6 @@ ONE_OF_EACH_FAMILY = ("fsdax-ext4-mem-read-untouched-4K or fsdax-ext4-mem-vmspli
                       "test_remove_busy_fsdax and disable-ext4")
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def kernel_tree() -> Path:
-    tree = os.environ.get("NVH_TEST_KERNEL_TREE") or subprocess.run(
-        [str(ROOT / "tools" / "fetch-linux-source.sh")], capture_output=True, text=True,
-        check=True).stdout.strip()
-    return Path(tree)
 
 
 def debug_kernel(tree: Path) -> list[str]:

@@ -1,7 +1,6 @@
 """End to end: the developer's own kernel (a real 6.1 tree, a real patch, real boots)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,16 +19,13 @@ DEMO_MARKER = "nvdimm-harness-demo: pmem probe"
 WARN_PATCH = DATA / "patches" / "0002-fsdax-warn-on-magic-offset.patch"
 # A few cells of the O_DIRECT matrix: enough to prove the kernel runs the suite.
 ODIRECT_SMOKE = "fsdax-ext4-mem-write-untouched-4K or fsdax-ext4-mem-read-untouched-4K"
+# The KVM family on the harness's own kernel (KVM built in by nvdimm.config): a DAX slot of
+# each kind and the anonymous control.
+KVM_SMOKE = " or ".join(f"test_kvm_access[{cell}-guest-writes]"
+                       for cell in ("devdax-2M-mem", "fsdax-xfs-dev", "anon"))
+KVM_PATCH = DATA / "patches" / "0004-kvm-refuse-dax-pfns.patch"
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def kernel_tree() -> Path:
-    tree = os.environ.get("NVH_TEST_KERNEL_TREE") or subprocess.run(
-        [str(ROOT / "tools" / "fetch-linux-source.sh")], capture_output=True, text=True,
-        check=True).stdout.strip()
-    return Path(tree)
 
 
 def nvh(*args, timeout=3600):
@@ -83,9 +79,11 @@ def test_build_error_is_exit_3_with_the_compiler_error(kernel_tree, tmp_path):
 def test_patched_tree_builds_boots_and_shows_the_marker(kernel_tree, tmp_path):
     results = tmp_path / "r"
     proc = nvh("run", "--kernel-tree", str(kernel_tree), "--patches", str(DEMO_PATCH),
-               "-k", ODIRECT_SMOKE, "--results", str(results))
+               "-k", f"{ODIRECT_SMOKE} or ({KVM_SMOKE})", "--results", str(results))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((results / "summary.json").read_text())
+    # the unpatched KVM path: DAX slots run (and are judged) on the harness's own kernel
+    assert sum("test_kvm_access" in t["id"] for t in summary["tests"]) == 3
     kernel = summary["kernel"]
     assert kernel["source"] == "tree"
     assert kernel["release"].startswith("6.1.")
@@ -103,6 +101,27 @@ def test_patched_tree_builds_boots_and_shows_the_marker(kernel_tree, tmp_path):
     again = nvh("run", "--kernel", bzimage, "-k", ODIRECT_SMOKE,
                 "--results", str(tmp_path / "r2"))
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_kvm_demo_patch_turns_the_kvm_family_red(kernel_tree, tmp_path):
+    """hva_to_pfn() refusing ZONE_DEVICE pages (the KVM half of the seed series undone):
+    every DAX slot fails with the difference named, the anonymous control still passes."""
+    results = tmp_path / "r"
+    proc = nvh("run", "--kernel-tree", str(kernel_tree), "--patches", str(KVM_PATCH),
+               "-k", KVM_SMOKE, "--results", str(results))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    tests = {t["id"].rsplit("[", 1)[-1].rstrip("]"): t for t in summary["tests"]}
+    assert tests["anon-guest-writes"]["outcome"] == "passed"
+    for dax_slot in ("devdax-2M-mem-guest-writes", "fsdax-xfs-dev-guest-writes"):
+        test = tests[dax_slot]
+        assert test["outcome"] == "failed", test
+        run = next(c for c in test["checks"] if c["name"] == "guest run")
+        assert not run["ok"] and run["expected"] == "KVM_RUN ok, the vCPU reaches hlt"
+        assert run["observed"] == "write: KVM_RUN -1 EFAULT", run
+        assert "hva_to_pfn" in run["source"]
+    assert summary["run_findings"] == []
 
 
 @pytest.mark.slow

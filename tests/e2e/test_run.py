@@ -20,9 +20,12 @@ pytestmark = pytest.mark.e2e
 # One of each family from the default suite (the whole suite is `make run`, ~25 min under
 # TCG): O_DIRECT into a DAX mapping, a long-term pin granted and one refused, a refused
 # removal, and the removal under an rxe pin that oopses Debian's 6.1 (a known kernel bug:
-# it must come out as known_failure, listed first, and not fail the run).
+# it must come out as known_failure, listed first, and not fail the run); a KVM guest on a
+# devdax slot, the slot's device removed under a live VM, and QEMU booting on /dev/dax0.0.
 SAMPLE = ("untouched_mapping or test_pin[devdax-2M-mem-rdma] or test_pin[fsdax-xfs-dev-rdma]"
-          " or test_remove_busy_fsdax[disable-ext4] or test_remove_pinned_devdax[rdma]")
+          " or test_remove_busy_fsdax[disable-ext4] or test_remove_pinned_devdax[rdma]"
+          " or test_kvm_access[devdax-2M-dev-guest-writes]"
+          " or test_kvm_remove_mapped_devdax[disable] or test_kvm_qemu_boots_on_devdax")
 
 
 def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
@@ -37,7 +40,7 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
     assert summary["kernel"]["release"].startswith("6.1.0-")
     assert summary["kernel"]["release"].endswith("-amd64")
     outcomes = {t["id"].rsplit("::", 1)[-1]: t["outcome"] for t in summary["tests"]}
-    assert len(outcomes) == 6, outcomes
+    assert len(outcomes) == 9, outcomes
     known = outcomes.pop("test_remove_pinned_devdax[rdma]")
     assert known == "known_failure", summary["tests"]
     assert set(outcomes.values()) == {"passed"}, outcomes
@@ -56,7 +59,7 @@ def test_default_run_passes_and_writes_results(tmp_path, no_new_qemu):
     md = (results / "summary.md").read_text()
     assert "Known kernel bugs" in md and "unpin_user_page_range_dirty_lock" in md
     cases = list(ET.parse(results / "junit.xml").getroot().iter("testcase"))
-    assert len(cases) == 6 and all(c.find("failure") is None and c.find("error") is None
+    assert len(cases) == 9 and all(c.find("failure") is None and c.find("error") is None
                                    for c in cases)
     for name in ("report.html", "summary.md", "console.log"):
         assert (results / name).stat().st_size > 0
@@ -134,3 +137,22 @@ def test_a_corrupted_byte_fails_its_cell_with_the_offset(tmp_path, no_new_qemu):
     assert pin["outcome"] == "failed"
     [bad] = [c for c in pin["checks"] if not c["ok"]]
     assert bad["name"] == "data through the pin" and "1 bytes differ" in bad["observed"], bad
+
+
+def test_kvm_family_is_skipped_with_the_reason_when_the_cpu_hides_svm(tmp_path, no_new_qemu):
+    """Without svm/vmx in the guest's CPU the KVM family cannot run: skipped, with the
+    reason in the report, never silently passed or failed."""
+    results = tmp_path / "results"
+    profile = ROOT / "tests" / "data" / "profiles" / "no-nested-virt.yaml"
+    proc = subprocess.run([*NVH, "run", "--profile", str(profile), "-k",
+                           "test_kvm_access[anon-guest-writes] or test_kvm_qemu_boots_on_devdax",
+                           "--results", str(results)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["profile"]["cpu"] == "max,-svm,-vmx"
+    assert len(summary["tests"]) == 2
+    for test in summary["tests"]:
+        assert test["outcome"] == "skipped", test
+        assert "no nested virtualization" in test["message"], test
+    assert "no nested virtualization" in (results / "summary.md").read_text()

@@ -95,6 +95,9 @@ def test_crash_verdict_names_the_panic_not_the_oops_before_it():
 def test_taint_changed():
     assert taint_changed(0, 512) and not taint_changed(512, 512)
     assert not taint_changed(None, 512) and not taint_changed(0, None)
+    # loading nfit_test (out-of-tree, O) or an unsigned module (E) is not the kernel failing
+    assert not taint_changed(0, 1 << 12) and not taint_changed(0, (1 << 12) | (1 << 13))
+    assert taint_changed(1 << 12, (1 << 12) | 512)
 
 
 # -- TestArtifacts --------------------------------------------------------------------------
@@ -289,6 +292,31 @@ def test_a_command_timeout_dumps_blocked_tasks_and_retires_the_guest(tmp_path):
     assert guest.calls[2:] == ["sysrq-w", "stop"]
     assert frame.timed_out and frame.guest_stopped and not frame.crashed
     assert "Show Blocked State" in (tmp_path / "t" / "dmesg.txt").read_text()
+
+
+def test_a_stale_code_loop_of_the_emulator_is_its_fault_not_the_kernel_s(tmp_path):
+    """The real capture: a soft lockup whose NMI backtraces show the other vCPU looping on
+    an int3 that memory no longer holds (QEMU TCG); the frame names the emulator and
+    retires the guest."""
+    guest = FakeGuest()
+    frame = started(tmp_path, guest)
+    guest.kernel_prints("real-tcg-stale-int3-own-6.1.192.log")
+    frame.finish(GuestCommandTimeout("nvh-kvm", 180))
+    assert frame.emulator_fault.startswith("emulator fault, not a kernel bug: CPU 0 trapped")
+    assert "__schedule+0x228" in frame.emulator_fault and frame.guest_stopped
+    assert [f.kind for f in frame.findings] == ["soft_lockup"] * 3  # kept, for the record
+    assert str(frame.failure()) == frame.emulator_fault
+
+
+def test_a_soft_lockup_without_that_evidence_stays_the_kernel_s(tmp_path):
+    guest = FakeGuest()
+    frame = started(tmp_path, guest)
+    guest.kernel_prints("real-tcg-stale-int3-own-6.1.192.log")
+    guest.log = [ln.replace("asm_exc_int3", "asm_sysvec_apic_timer_interrupt")
+                 for ln in guest.log]
+    frame.finish(GuestCommandTimeout("nvh-kvm", 180))
+    assert frame.emulator_fault == "" and frame.timed_out
+    assert isinstance(frame.failure(), KernelFindingsError)
 
 
 def test_a_guest_that_stops_answering_after_the_test_counts_as_timed_out(tmp_path):

@@ -379,3 +379,19 @@ def test_config_hash_is_stable():
     # Pinned: the build cache is keyed by this; a change here invalidates every cached kernel.
     assert config_hash(["CONFIG_A=y\n# CONFIG_B is not set\n"]) == \
         "80ed0de1a36103e94e4261d49604834ac1c6c5a8c0875e48bd4fad1499b9245e"
+
+
+def test_instrumented_and_plain_builds_are_told_apart_modular_is_not():
+    nvdimm, debug, modular = (load_fragment(n) for n in ("nvdimm", "debug", "modular"))
+    assert kconfig.build_flavour([nvdimm]) == "plain"
+    assert kconfig.build_flavour([nvdimm, modular]) == "plain"  # =y -> =m: incremental
+    assert kconfig.build_flavour([nvdimm, debug]) == "instrumented"
+
+
+def test_the_nfit_configuration_gets_its_own_build_directory():
+    # nfit.config turns on options half the kernel's objects depend on: sharing the plain
+    # build directory made every switch (plain <-> nfit) a near-full rebuild.
+    nvdimm, nfit = load_fragment("nvdimm"), load_fragment("nfit")
+    flavour = kconfig.build_flavour([nvdimm, nfit])
+    assert flavour.startswith("plain+") and "HIBERNATION" in flavour
+    assert flavour != kconfig.build_flavour([nvdimm])

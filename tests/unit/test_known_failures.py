@@ -168,3 +168,19 @@ def test_one_record_may_cover_several_test_patterns():
                         checkers=("KASAN",)).outcome == "known_failure"
     assert kf.judge("testcases/test_pin.py::test_pin[fsdax-ext4-mem-rdma]", "6.1.192", False,
                     [kasan], checkers=("KASAN",)) is None
+
+
+def test_an_upstream_ndctl_failure_is_recorded_like_a_kernel_bug():
+    # harness/ndctl_upstream.judge() titles a failed upstream test "ndctl test NAME failed:
+    # WHERE"; its id has no directory part, so the record names it whole
+    kf = parse({"known_failures": [{
+        "test": "ndctl/dax/dm.sh", "kernel": ">=6.1,<6.2",
+        "finding": "ndctl test dm.sh failed: dm.sh line 70",
+        "reference": "an example record"}]}, "kf.yaml")
+    same = kf.judge("ndctl/dax/dm.sh", "6.1.0-57-amd64", False,
+                    ["ndctl test dm.sh failed: dm.sh line 70"])
+    assert same is not None and same.outcome == "known_failure"
+    # failing somewhere else is not the known failure
+    assert kf.judge("ndctl/dax/dm.sh", "6.1.0-57-amd64", False,
+                    ["ndctl test dm.sh failed: dm.sh line 48"]) is None
+    assert kf.judge("ndctl/dax/dm.sh", "6.1.0-57-amd64", True, []).outcome == "fixed"

@@ -48,6 +48,15 @@ def test_the_measured_trap_2g_backend_is_not_a_2g_region():
     ({"nvdimms": [{"size": "1G"}], "maxmem": "2G"}, "maxmem", "below RAM"),
     ({"nvdimms": [{"size": "1G"}], "accel": "hvf"}, "accel", "must be one of"),
     ({"nvdimms": [{"size": "1G"}], "memory": "100M"}, "memory", "at least"),
+    ({"nvdimms": [{"size": "1G"}], "cpu": "max -svm"}, "cpu", "not a QEMU -cpu model"),
+    ({"nvdimms": [{"size": "1G"}], "tcg_thread": "many"}, "tcg_thread", "must be one of"),
+    ({"nvdimms": [{"size": "1G"}], "legacy_pmem": "3G"}, "legacy_pmem", "RAM above 4 GiB"),
+    ({"nvdimms": [{"size": "1G"}], "memory": "4G", "legacy_pmem": "3G"}, "legacy_pmem",
+     "does not fit"),
+    ({"nvdimms": [{"size": "1G"}], "memory": "8G", "legacy_pmem": "1536M"}, "legacy_pmem",
+     "whole number of GiB"),
+    ({"nvdimms": [{"size": "1G"}], "machine": "pc", "memory": "8G", "legacy_pmem": "1G"},
+     "legacy_pmem", "q35"),
     ("just a string", "(top level)", "must be a mapping"),
 ])
 def test_invalid_profiles_name_field_and_problem(data, field, problem):
@@ -90,3 +99,21 @@ def test_parse_size(text, value):
 def test_format_size_round_trips():
     for n in (GiB, 2 * GiB + 2 * MiB, 128 * KiB, 12345):
         assert parse_size(format_size(n)) == n
+
+
+@pytest.mark.parametrize("memory, size, start", [
+    # q35: 2 GiB below 4 GiB, the rest from 4 GiB; the range is the top of RAM, 1G aligned
+    (6 * GiB, 3 * GiB, 5 * GiB),    # the ndctl profile: memmap=3G!5G, 3 GiB of RAM left
+    (8 * GiB, 3 * GiB, 7 * GiB),
+    (12 * GiB, 3 * GiB, 11 * GiB),  # run_qemu's 12 GiB guest (it puts 3G at 6G)
+])
+def test_legacy_pmem_is_the_top_of_ram_on_a_1g_boundary(memory, size, start):
+    from harness.profile import legacy_pmem_range
+    assert legacy_pmem_range(memory, size) == (start, size)
+
+
+def test_the_ndctl_profile_gives_the_memmap_on_the_command_line():
+    p = load_profile("ndctl", check_host=False)
+    assert p.kernel_cmdline == "memmap=3G!6G hugepagesz=1G hugepages=1"
+    assert p.to_json()["legacy_pmem"] == {"start": "6G", "size": "3G"}
+    assert load_profile("default", check_host=False).kernel_cmdline == ""

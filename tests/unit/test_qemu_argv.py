@@ -48,6 +48,16 @@ def test_accel(accel, expected):
     assert values(argv, "-cpu") == ["max"]  # -cpu host aborts on MSR 0x10a under nested KVM
 
 
+def test_a_profile_can_run_tcg_single_threaded():
+    profile = parse_profile({"tcg_thread": "single", "nvdimms": [{"size": "1G"}]}, "p", "p")
+    assert values(argv_for(profile, "tcg"), "-accel") == ["tcg,thread=single"]
+
+
+def test_a_profile_can_hide_virtualization_from_the_guest():
+    profile = parse_profile({"cpu": "max,-svm,-vmx", "nvdimms": [{"size": "1G"}]}, "p", "p")
+    assert values(argv_for(profile), "-cpu") == ["max,-svm,-vmx"]
+
+
 def test_numa_nodes_for_pmem_on_a_second_node():
     profile = parse_profile({"memory": "1G", "nvdimms": [{"size": "1G", "node": 1}]}, "p", "p")
     argv = argv_for(profile)

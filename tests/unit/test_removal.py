@@ -182,3 +182,16 @@ def test_an_expected_key_the_test_never_observed_fails():
     [missing] = [c for c in checks if not c.ok]
     assert missing.name == "mapping_after (remove.yaml)"
     assert missing.observed == "not observed by this test"
+
+
+def test_a_guest_that_died_during_the_action_observed_neither_its_result_nor_the_state():
+    """Seen on the debug kernel: the panic came while ndctl was still running. Nothing
+    was returned, so neither 'refused' nor 'changed' may be claimed."""
+    table = expectations.load(TABLE, removal.VOCABULARY)
+    expect = table.lookup("devdax-2M", "inflight-disable").values
+    obs = {"state_before": "devdax enabled", "state_after": None}
+    failed = failures(removal.removal_checks(obs, expect))
+    assert {c.name: c.observed for c in failed} == {
+        "command (remove.yaml)": "not observed by this test",
+        "namespace_unchanged (remove.yaml)": "not observed by this test",
+        "io (remove.yaml)": "not observed by this test"}

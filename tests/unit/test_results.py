@@ -150,6 +150,8 @@ def test_junit_names_follow_pytest():
     assert junit_names("tests/x/test_c.py::TestK::test_m[a::b]") == \
         ("tests.x.test_c.TestK", "test_m[a::b]")
     assert junit_names("loose") == ("nvdimm-harness", "loose")
+    # ndctl's upstream tests: the suite is the class, as `meson test` groups them
+    assert junit_names("ndctl/dax/dax-ext4.sh") == ("ndctl.dax", "dax-ext4.sh")
 
 
 # A kernel log as the serial console hands it over: CRLF, an ANSI colour, NUL, a backspace,
@@ -219,6 +221,16 @@ def test_markdown_lists_known_bugs_first_and_failures():
         "paging request in x (rxe devdax bug)" in md
     assert "6.1.0-56-amd64" in md
     assert "- 4 tests in 42.0s: 1 failed, 1 known_failure, 1 passed, 1 skipped" in md
+
+
+def test_markdown_says_why_tests_were_skipped_one_line_per_reason():
+    why = ("no nested virtualization: the guest's CPU offers neither svm nor vmx (the QEMU "
+           "-cpu model hides them; TCG's -cpu max has svm)")
+    run = sample_run(tests=[TestRecord(f"t{i}", "skipped", message=f"Skipped: {why}")
+                            for i in range(3)] + [TestRecord("u", "skipped")])
+    md = markdown(run)
+    assert md.endswith(f"### Skipped\n- 3 tests: {why}\n- 1 test: no reason given\n")
+    assert "### Skipped\n- 1 test: no gup_test\n" in markdown(sample_run())
 
 
 def test_markdown_stays_short_with_many_failures():

@@ -71,6 +71,14 @@ def test_the_frame_s_verdict_order_killed_crashed_timed_out():
         "crashed"
 
 
+def test_an_emulator_fault_is_error_with_its_evidence_not_the_kernel_s_timeout():
+    fault = ("emulator fault, not a kernel bug: CPU 0 trapped 2 times on an int3 before "
+             "__schedule+0x228/0x7d0 although memory there holds 0xe9 ...")
+    wedged = frame(emulator_fault=fault, timed_out=True, guest_stopped=True)
+    assert classify(Phase("call", "failed", guest_timeout=True), wedged) == "error"
+    assert message(Phase("call", "failed", crash_message="timed out"), wedged) == fault
+
+
 def test_message():
     failed = Phase("call", "failed", longrepr="Traceback ...\n" + FAIL, crash_message=FAIL)
     assert message(failed, None) == FAIL
