@@ -80,7 +80,7 @@ class KernelChoice:
 
     kernel: Path
     initrd: Path | None
-    source: str  # distro | image | tree
+    source: str  # distro | image | tree | package
     description: str = ""
     modules_image: Path | None = None  # read-only disk the guest mounts at /lib/modules
     patches: tuple[str, ...] = ()
@@ -95,6 +95,8 @@ class KernelChoice:
     slowdown: float = 1.0
     cmdline_extra: str = ""
     checkers: tuple[str, ...] = ()  # debug checkers built in (harness.kconfig.DEBUG_CHECKERS)
+    package: str | None = None          # --kernel-package: the Debian package and version
+    package_version: str | None = None
 
 
 @dataclass(frozen=True)

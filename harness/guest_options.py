@@ -49,6 +49,9 @@ GUEST_FLAGS = (
               "file"),
     GuestFlag("--modules", "modules", "modules for --kernel (an INSTALL_MOD_PATH directory)",
               metavar="DIR"),
+    GuestFlag("--kernel-package", "kernel_package", "boot a Debian kernel package: a suite "
+              "(trixie: its current linux-image-amd64), SUITE/PACKAGE or a .deb file",
+              metavar="NAME|DEB"),
     GuestFlag("--kernel-tree", "kernel_tree", "build this kernel tree (with --patches/"
               "--config) and boot it", metavar="DIR"),
     GuestFlag("--patches", "patches", "mbox file, directory of .patch files, or A..B "
@@ -76,6 +79,7 @@ class GuestOptions:
     accel: str | None = None  # None: the profile's choice
     recipe: str | None = None
     modules: str | None = None
+    kernel_package: str | None = None
     kernel_tree: str | None = None
     patches: tuple[str, ...] = ()
     configs: tuple[str, ...] = ()

@@ -47,8 +47,15 @@ def validate(options: GuestOptions) -> MachineProfile:
     profile = load_profile(options.profile)
     if options.accel is not None and options.accel not in ("auto", "kvm", "tcg"):
         raise UsageError(f"--accel: unknown accelerator {options.accel!r} (use auto, kvm or tcg)")
-    if options.kernel and options.kernel_tree:
-        raise UsageError("--kernel and --kernel-tree: give one of them")
+    given = [flag for flag, value in (("--kernel", options.kernel),
+                                      ("--kernel-package", options.kernel_package),
+                                      ("--kernel-tree", options.kernel_tree)) if value]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: give one of them")
+    if options.kernel_package:
+        from .kernel_package import parse_spec
+
+        parse_spec(options.kernel_package)
     if options.kernel:
         check_kernel(Path(options.kernel))
     if (options.patches or options.configs) and not options.kernel_tree:
@@ -90,6 +97,15 @@ def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:
                             config_hash=built.config_hash, vmlinux=built.vmlinux,
                             modules_dir=built.directory / "modules",
                             source_root=built.source_dir)
+    if options.kernel_package:
+        from .kernel_package import ensure_package, parse_spec
+
+        pkg = ensure_package(parse_spec(options.kernel_package))
+        return KernelChoice(kernel=pkg.boot_image, initrd=pkg.initrd, source="package",
+                            description=f"Debian package {pkg.name} {pkg.version}, cache "
+                                        f"{pkg.directory}",
+                            modules_image=pkg.modules_image, package=pkg.name,
+                            package_version=pkg.version)
     if options.kernel:
         from .kernel import modules_image_for
 

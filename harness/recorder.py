@@ -276,6 +276,9 @@ class RunRecorder:
                           "description": cfg.kernel.description,
                           "boot_image": str(cfg.kernel.kernel),
                           "slowdown": cfg.kernel.slowdown}
+            if cfg.kernel.package:
+                run.kernel.update(package=cfg.kernel.package,
+                                  package_version=cfg.kernel.package_version)
             run.profile = cfg.profile.to_json()
             run.boot = {"boots": g.boots if g else 0,
                         "first_boot_s": round(g.boot_s, 1) if g and g.boot_s else None,

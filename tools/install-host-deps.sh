@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is there; used by `make setup` and .ci/run.
 # With arguments, installs those packages instead (tools/fetch-linux-source.sh).
 set -eu
-PKGS="${*:-qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client python3-venv}"
+# kmod (depmod), gcc and libc6-dev (a static /init), zstd (6.12 bzImages): --kernel-package's modules and initramfs.
+PKGS="${*:-qemu-system-x86 qemu-utils mmdebstrap e2fsprogs openssh-client python3-venv kmod gcc libc6-dev debian-archive-keyring zstd}"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
