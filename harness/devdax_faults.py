@@ -13,11 +13,18 @@ mapping whose faults are all logged with size = 1 is mapped by PMDs; __dev_dax_p
 either installs the PMD (vmf_insert_pfn_pmd) or fails the fault. The line is off unless
 dynamic debug enables it (CONFIG_DYNAMIC_DEBUG, which Debian's kernel has).
 
-Only the faults of the mapping the workload reports are counted (`map_addr`, the VMA start
-in the line, after nvh-odirect's "case mapping" line in the kernel log): seeding through a
-temporary mapping faults too, possibly at the same address. From v6.6 the callback
-takes an `order` instead of pe_size; that format is not parsed yet (the check then says it
-found no lines, rather than pass).
+From v6.6 (the huge_fault callback takes an `order`; 6.12's drivers/dax/device.c) the line
+is
+
+    dax0.0: nvh-odirect: op=write addr=0x7f9527600000 order=9
+
+with the fault address aligned down to the fault's size rather than the VMA's range; order
+0 is a PTE, PMD_ORDER (9) a PMD, PUD_ORDER (18) a PUD.
+
+Only the faults of the mapping the workload reports are counted (`map_addr` and its length,
+from nvh-odirect's "case mapping" line in the kernel log: the VMA start in a 6.1 line, the
+address inside the mapping in a 6.6+ line): seeding through a temporary mapping faults
+too, possibly at the same address.
 """
 
 from __future__ import annotations
@@ -39,10 +46,14 @@ if TYPE_CHECKING:
 
 DEBUG_QUERY = "func dev_dax_huge_fault"
 CONTROL_FILES = ("/proc/dynamic_debug/control", "/sys/kernel/debug/dynamic_debug/control")
-LEVELS = {0: "pte", 1: "pmd", 2: "pud"}
+LEVELS = {0: "pte", 1: "pmd", 2: "pud"}           # enum page_entry_size, up to v6.5
+ORDER_LEVELS = {0: "pte", 9: "pmd", 18: "pud"}     # fault order on x86-64, v6.6+
 
 _LINE_RE = re.compile(r"dax\d+\.\d+: (?P<comm>.+?): (?P<access>read|write) "
                       r"\((?P<start>0x[0-9a-f]+) - (?P<end>0x[0-9a-f]+)\) size = (?P<size>\d+)")
+_ORDER_LINE_RE = re.compile(r"dax\d+\.\d+: (?P<comm>.+?): op=(?P<access>read|write) "
+                            r"addr=(?P<addr>0x[0-9a-f]+) order=(?P<order>\d+)")
+_MAPPED_LEN_RE = re.compile(r" len (\d+)")
 
 
 # The expectation keys judged here (odirect.yaml); a cell without them is not captured.
@@ -60,9 +71,12 @@ def count_faults(log: str, vma_start: int | None = None) -> dict[str, int]:
     `vma_start`, only the faults of the VMA that starts there, while nvh-odirect had it
     announced as the case's mapping, are counted by level."""
     counts = {"pte": 0, "pmd": 0, "pud": 0, "lines": 0}
+    vma_end = None
     if vma_start is not None:
         mapped = case_mapping_line(vma_start, "len ")
-        log = log.rsplit(mapped, 1)[1] if mapped in log else ""
+        _, _, log = log.rpartition(mapped) if mapped in log else ("", "", "")
+        length = _MAPPED_LEN_RE.match(" len " + log)
+        vma_end = vma_start + int(length.group(1)) if length else vma_start + 1
         # a verification mapping may get the same address once the case's is gone
         log = log.split(case_mapping_line(vma_start, "unmapped"), 1)[0]
     for m in _LINE_RE.finditer(log):
@@ -70,6 +84,14 @@ def count_faults(log: str, vma_start: int | None = None) -> dict[str, int]:
         if vma_start is not None and int(m.group("start"), 16) != vma_start:
             continue
         level = LEVELS.get(int(m.group("size")))
+        if level:
+            counts[level] += 1
+    for m in _ORDER_LINE_RE.finditer(log):
+        counts["lines"] += 1
+        addr = int(m.group("addr"), 16)
+        if vma_start is not None and not vma_start <= addr < (vma_end or 0):
+            continue
+        level = ORDER_LEVELS.get(int(m.group("order")))
         if level:
             counts[level] += 1
     return counts

@@ -60,3 +60,22 @@ def test_real_61_fork_cell_parent_and_child_each_fault_one_pmd():
     # mapping at the same address made it 2 (the 6.1 run that showed the problem)
     log = (data / "real-6.1-devdax-2M-read-readonly-faults.log").read_text()
     assert count_faults(log, 0x7F2A59A00000)["pmd"] == 2
+
+
+# The v6.6+ format (6.12's drivers/dax/device.c): fault address aligned to the fault's size
+# and its order, shaped as Debian's 6.12.117 printed it for read-untouched-2M-unaligned (a
+# 4 MiB mapping: the seeding mapping's faults first, then the case's, one PMD per half).
+LOG_6_12 = "\n".join([
+    f"[  16.6] device_dax dax0.0: nvh-odirect: op=write addr={MAP:#x} order=9",
+    f"[  16.7] nvh-odirect: case mapping {MAP:#x} len 4194304",
+    f"[  16.9] device_dax dax0.0: nvh-odirect: op=write addr={MAP:#x} order=9",
+    f"[  16.9] device_dax dax0.0: nvh-odirect: op=write addr={MAP + (2 << 20):#x} order=9",
+    f"[  17.0] device_dax dax0.0: nvh-odirect: op=read addr={MAP + (4 << 20):#x} order=0",
+    f"[  17.1] nvh-odirect: case mapping {MAP:#x} unmapped",
+    f"[  17.2] device_dax dax0.0: nvh-odirect: op=write addr={MAP:#x} order=0",
+])
+
+
+def test_the_order_format_counts_faults_inside_the_case_mapping():
+    assert count_faults(LOG_6_12, MAP) == {"pte": 0, "pmd": 2, "pud": 0, "lines": 3}
+    assert count_faults(LOG_6_12) == {"pte": 2, "pmd": 3, "pud": 0, "lines": 5}
