@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 NVH    := $(BIN)/nvdimm-harness
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run ndctl-test test test-unit test-e2e test-fast lint image kernel ab bench avocado clean
+.PHONY: setup browser run matrix ndctl-test test test-unit test-e2e test-fast lint image kernel ab bench avocado clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml tools/install-host-deps.sh
 ## The main job: the default suite on the stock Debian kernel.
 run: setup
 	$(NVH) run $(ARGS)
+
+## The suite on several kernels, one side-by-side report: make matrix [KERNELS=default,trixie]
+## [K=expr] [ARGS=...] (KERNELS as for `nvdimm-harness matrix --kernels`).
+matrix: setup
+	$(NVH) matrix --kernels $(or $(KERNELS),default,trixie) $(if $(K),-k "$(K)") $(ARGS)
 
 ## ndctl's own test suites in a guest: make ndctl-test [SUITE=dax|ndctl|cxl|all] [TREE=~/linux]
 ## [K=expr] [ARGS=...]. The ndctl and cxl suites need TREE (nfit_test is built from it).

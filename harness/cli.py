@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("--results", metavar="DIR", help="results directory "
                                                       "(default: results/<run-id>)")
 
+    mx = sub.add_parser("matrix", help="the suite on several kernels, one report with the "
+                                       "kernels side by side")
+    mx.add_argument("--kernels", metavar="LIST", help="comma-separated: default (the image's "
+                    "Debian kernel), a suite or package (trixie, SUITE/PKG, FILE.deb), "
+                    "tree:DIR, kernel:BZIMAGE; the first is the baseline")
+    mx.add_argument("--from", dest="from_dirs", metavar="RESULTS_DIR", nargs="+",
+                    help="no runs: the report of these results directories (CI jobs)")
+    mx.add_argument("--results", metavar="DIR", help="the matrix directory: one results "
+                    "directory per kernel (reused when complete) and matrix.md/.html/.json "
+                    "(default: results/matrix-<run-id>)")
+    mx.add_argument("-k", dest="keyword", metavar="EXPR", help="select tests (pytest -k)")
+    mx.add_argument("--profile", help="machine profile for every kernel")
+    mx.add_argument("--jobs", metavar="N", default="1", help="guests per run (as for run)")
+
     boot = sub.add_parser("boot", help="boot a guest, print how to ssh in, wait for Ctrl-C")
     add_guest_options(boot.add_argument)
     shell = sub.add_parser("shell", help="boot a guest and open an interactive shell in it")
@@ -150,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     handler = {
-        "run": cmd_run, "ndctl-test": cmd_ndctl_test, "boot": cmd_boot, "shell": cmd_shell,
-        "qemu-cmd": cmd_qemu_cmd,
+        "run": cmd_run, "ndctl-test": cmd_ndctl_test, "matrix": cmd_matrix,
+        "boot": cmd_boot, "shell": cmd_shell, "qemu-cmd": cmd_qemu_cmd,
         "image": cmd_image, "kernel": cmd_kernel, "scan": cmd_scan, "compare": cmd_compare,
         "report": cmd_report, "merge": cmd_merge, "cache": cmd_cache,
         "doctor": cmd_doctor,
@@ -209,6 +223,62 @@ def cmd_ndctl_test(args: argparse.Namespace) -> int:
     extra = ["--ndctl-src", str(source.path), "--ndctl-suite", args.suite]
     return _run_suite(options, TESTCASES / "upstream", extra, args.keyword, args.results, 1,
                       None)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from . import matrix
+    from .results import new_run_id
+
+    if bool(args.kernels) == bool(args.from_dirs):
+        raise UsageError("matrix: give --kernels (run the suite on each) or --from (report "
+                         "existing runs), one of them")
+    if args.from_dirs:
+        labels, runs = matrix.load_runs([Path(d) for d in args.from_dirs])
+        out = Path(args.results) if args.results else ROOT / "results" / f"matrix-{new_run_id()}"
+        return _matrix_report(matrix.build_matrix(labels, runs), out)
+    specs = matrix.parse_kernels(args.kernels)
+    jobs = _jobs(args.jobs)
+    for spec in specs:  # every column's bad input is found before the first boot
+        opts = GuestOptions.from_flags(
+            lambda flag, spec=spec: _flag_value(spec.flags, flag) if flag != "--profile"
+            else args.profile)
+        _prep().validate(opts)
+    if args.keyword is not None:
+        _check_keyword(args.keyword)
+    out = Path(args.results) if args.results else ROOT / "results" / f"matrix-{new_run_id()}"
+    _check_results_dir(out)
+    for i, spec in enumerate(specs, 1):
+        run_dir = out / spec.label
+        if (run_dir / "summary.json").is_file():
+            progress.say(f"matrix {i}/{len(specs)}: {spec.text}: reusing {run_dir} (remove it "
+                         "to run again)")
+            continue
+        progress.say(f"matrix {i}/{len(specs)}: {spec.text} -> {run_dir}")
+        cmd = [sys.executable, "-m", "harness.cli", "run", *spec.flags, "--results",
+               str(run_dir), "--jobs", str(jobs)]
+        cmd += ["--profile", args.profile] if args.profile else []
+        cmd += ["-k", args.keyword] if args.keyword else []
+        status = _run_pytest(cmd)
+        if status in (EXIT_SIGINT, EXIT_SIGTERM):
+            raise KeyboardInterrupt
+        if not (run_dir / "summary.json").is_file():
+            raise InfraError(f"matrix: the run on {spec.text} ended with status {status} "
+                             f"and no summary.json in {run_dir}")
+    labels, runs = matrix.load_runs([out / s.label for s in specs], [s.label for s in specs])
+    return _matrix_report(matrix.build_matrix(labels, runs), out)
+
+
+def _flag_value(flags: tuple[str, ...], flag: str) -> str | None:
+    return flags[flags.index(flag) + 1] if flag in flags else None
+
+
+def _matrix_report(m, out: Path) -> int:
+    from . import matrix
+
+    matrix.write_reports(m, out)
+    print(matrix.markdown(m).split("\n## What differs")[0].rstrip())
+    print(f"\nmatrix: {out / 'matrix.html'}  ({len(m.differing())} tests differ)")
+    return m.exit_code()
 
 
 def _run_suite(options: GuestOptions, target: Path, extra: list[str], keyword: str | None,

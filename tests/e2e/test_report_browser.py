@@ -6,13 +6,12 @@ browser fails the test instead of skipping it, so a machine that lost it is noti
 """
 
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
+from browser import chromium, render
 
 from harness.results import RunSummary, TestRecord, write_reports
 
@@ -24,21 +23,6 @@ FAILING_MESSAGE = ("O_DIRECT transfer: expected ret 67108864 (all bytes), observ
 KNOWN_ID = "testcases/test_remove.py::test_remove_pinned_devdax[rdma]"
 KNOWN_TITLE = "BUG: unable to handle kernel paging request in unpin_user_page_range_dirty_lock"
 BANNER_RED = (0xB3, 0x26, 0x1E)  # .v-failed in harness/results.py
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.fail("chromium not found: tools/install-host-deps.sh installs it (apt: chromium)")
-
-
-def render(browser: str, page: Path, *args: str, profile: Path) -> subprocess.CompletedProcess:
-    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--hide-scrollbars", f"--user-data-dir={profile}", *args, page.as_uri()]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"{argv}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
-    return proc
 
 
 def sample_results(directory: Path) -> Path:
