@@ -372,3 +372,40 @@ def cpio_newc(dirs: list[str], files: list[tuple[str, bytes, int]]) -> bytes:
         entry(name, mode, data)
     entry("TRAILER!!!", 0)
     return bytes(out)
+
+
+# Kernel source packages not in the host's suite, by version: fetched like the images.
+SOURCE_SUITES = {"6.12": "trixie"}
+
+
+def fetch_linux_source(version: str) -> Path:
+    """CACHE/linux-source-VERSION: Debian's linux-source-VERSION unpacked (a real kernel tree
+    to build, e.g. with gup_test), fetched through the private apt of its suite."""
+    suite = SOURCE_SUITES.get(version)
+    if suite is None:
+        raise UsageError(f"linux-source-{version}: no suite known for it "
+                         f"(known: {', '.join(SOURCE_SUITES)})")
+    tree = cache.cache_root() / f"linux-source-{version}"
+    if (tree / "Makefile").is_file():
+        return tree
+    apt = PrivateApt(suite)
+    name, pkg_version = apt.resolve(f"linux-source-{version}")
+    with cache.locked(tree):
+        if (tree / "Makefile").is_file():
+            return tree
+        work = tree.parent / f".{tree.name}.fetch-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            with progress.step(f"downloading {name} {pkg_version}"):
+                deb = apt.download(name, pkg_version, work)
+            with progress.step(f"unpacking {name}"):
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
+                tarball = next((work / "x" / "usr" / "src").glob("linux-source-*.tar.*"))
+                subprocess.run(["tar", "-C", str(work), "-xf", str(tarball)], check=True)
+            os.rename(work / f"linux-source-{version}", tree)
+        except (subprocess.CalledProcessError, StopIteration) as e:
+            raise InfraError(f"linux-source-{version}: unpacking failed: {e}") from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return tree
