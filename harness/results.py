@@ -795,10 +795,13 @@ def report_html(run: RunSummary, results_dir: Path | None = None) -> str:
 
 
 def write_reports(run: RunSummary, results_dir: Path) -> None:
+    from .ktap import ktap
+
     results_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results_dir / "summary.json", run.to_json())
     for name, text in (("junit.xml", junit_xml(run, results_dir=results_dir)),
                        ("summary.md", markdown(run)),
+                       ("results.ktap", ktap(run)),
                        ("report.html", report_html(run, results_dir))):
         tmp = results_dir / f".{name}.tmp{os.getpid()}"
         # Explicit UTF-8 (the XML and HTML say so), whatever the locale; clean_text has
