@@ -119,6 +119,10 @@ def resolve_recipe_path(name_or_path: str | None) -> Path:
     return path
 
 
+RECIPE_KEYS = frozenset({"name", "suite", "variant", "mirrors", "packages", "copy", "compile",
+                         "remove", "initramfs_modules", "free_space"})
+
+
 def load_recipe(name_or_path: str | None = None) -> Recipe:
     path = resolve_recipe_path(name_or_path)
     try:
@@ -127,6 +131,10 @@ def load_recipe(name_or_path: str | None = None) -> Recipe:
         raise UsageError(str(e)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: must be a mapping")
+    unknown = sorted(set(map(str, data)) - RECIPE_KEYS)
+    if unknown:
+        raise UsageError(f"{path}: {unknown[0]}: unknown key (a recipe has "
+                         f"{', '.join(sorted(RECIPE_KEYS))})")
 
     def items(key: str) -> tuple:
         value = data.get(key, [])

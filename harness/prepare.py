@@ -8,11 +8,12 @@ their command lines derive from, are harness.guest_options (re-exported here).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from . import kconfig, progress
 from .accel import choose_accel
-from .errors import UsageError
+from .errors import InfraError, UsageError
 from .guest import GuestConfig, KernelChoice
 from .guest_options import GuestOptions
 from .image import GuestImage, ensure_image, load_recipe
@@ -74,7 +75,37 @@ def validate(options: GuestOptions) -> MachineProfile:
         for frag in options.configs:
             kconfig.load_fragment(frag)
     load_recipe(options.recipe)
+    check_backing_room(profile)
     return profile
+
+
+def check_backing_room(profile: MachineProfile, directory: Path | None = None) -> None:
+    """The profile's NVDIMM and scratch backing files (sparse, in the temp directory) must be
+    creatable and may be filled by the guest: a 100T NVDIMM fails here in one line (exit 3,
+    a host limit), not as 'File too large' in every test."""
+    import resource
+    import tempfile
+
+    where = Path(directory or tempfile.gettempdir())
+    sizes = [(f"nvdimms[{i}]", d.backend_size) for i, d in enumerate(profile.nvdimms)]
+    sizes.append(("scratch_disk", profile.scratch_disk.size))
+    name, largest = max(sizes, key=lambda x: x[1])
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and largest > soft:
+        raise InfraError(f"profile {profile.name!r}: {name}: a {largest >> 20} MiB backing file "
+                         f"exceeds this shell's file-size limit (ulimit -f: {soft >> 10} KiB)")
+    try:
+        with tempfile.TemporaryFile(dir=where) as probe:
+            probe.truncate(largest)
+    except OSError as e:
+        raise InfraError(f"profile {profile.name!r}: {name}: cannot create a {largest >> 20} "
+                         f"MiB backing file in {where}: {e.strerror}") from None
+    total = sum(size for _, size in sizes)
+    free = shutil.disk_usage(where).free
+    if total > free:
+        raise InfraError(f"profile {profile.name!r}: its NVDIMMs and scratch disk ({total >> 30} "
+                         f"GiB) do not fit in the {free >> 30} GiB free in {where}, which the "
+                         "guest may fill (set TMPDIR elsewhere or use smaller NVDIMMs)")
 
 
 def kernel_choice(options: GuestOptions, image: GuestImage) -> KernelChoice:

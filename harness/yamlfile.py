@@ -8,6 +8,26 @@ from typing import Any
 import yaml
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with one key twice: PyYAML keeps the last silently
+    (a profile with `nvdimms:` twice booted with the second list)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice (lines {seen[key]} and {line})",
+                        key_node.start_mark)
+                seen[key] = line
+            except TypeError:  # an unhashable key: let PyYAML say what it says
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
 class YamlFileError(Exception):
     def __init__(self, path: Path, where: str | None, problem: str):
         super().__init__(f"{path}: {where}: {problem}" if where else f"{path}: {problem}")
@@ -23,7 +43,7 @@ def read_yaml(path: Path) -> Any:
         raise YamlFileError(path, None, f"not valid YAML: not UTF-8 text (byte "
                                         f"0x{e.object[e.start]:02x} at offset {e.start})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(top level)"
