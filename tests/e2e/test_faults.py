@@ -47,8 +47,17 @@ def harness_env(private_tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def nvh(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*NVH, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    """The harness in its own session: on timeout the whole group goes (an image build's
+    mmdebstrap and apt outlived a SIGKILLed harness in a slow CI run, 2026-12-04)."""
+    proc = subprocess.Popen([*NVH, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def assert_nothing_left(private_tmp: Path) -> None:
@@ -254,7 +263,7 @@ def test_full_cache_disk_is_a_clear_error_and_nothing_half_built_is_reused(
         pytest.skip("mmdebstrap missing (make setup installs it)")
     env = harness_env(private_tmp, NVH_CACHE_DIR=str(small_tmpfs))
     for attempt in (1, 2):  # the second must fail the same way, not reuse a half entry
-        proc = nvh("image", "build", env=env, timeout=600)
+        proc = nvh("image", "build", env=env, timeout=1200)
         assert proc.returncode == 3, (attempt, proc.stderr[-3000:])
         line = one_line_error(proc.stderr)
         assert re.search(r"no space left in the cache .* \(\d+ MiB free now\) while "
