@@ -239,10 +239,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     specs = matrix.parse_kernels(args.kernels)
     jobs = _jobs(args.jobs)
     for spec in specs:  # every column's bad input is found before the first boot
-        opts = GuestOptions.from_flags(
-            lambda flag, spec=spec: _flag_value(spec.flags, flag) if flag != "--profile"
-            else args.profile)
-        _prep().validate(opts)
+        given = dict(zip(spec.flags[::2], spec.flags[1::2], strict=True))
+        _prep().validate(GuestOptions.from_flags(
+            lambda flag, given=given: args.profile if flag == "--profile" else given.get(flag)))
     if args.keyword is not None:
         _check_keyword(args.keyword)
     out = Path(args.results) if args.results else ROOT / "results" / f"matrix-{new_run_id()}"
@@ -266,10 +265,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                              f"and no summary.json in {run_dir}")
     labels, runs = matrix.load_runs([out / s.label for s in specs], [s.label for s in specs])
     return _matrix_report(matrix.build_matrix(labels, runs), out)
-
-
-def _flag_value(flags: tuple[str, ...], flag: str) -> str | None:
-    return flags[flags.index(flag) + 1] if flag in flags else None
 
 
 def _matrix_report(m, out: Path) -> int:

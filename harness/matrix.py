@@ -20,6 +20,7 @@ from typing import Any
 
 from .compare import _judge, _known_title, load_run
 from .errors import EXIT_INFRA, EXIT_OK, EXIT_TEST_FAILED, UsageError
+from .ktap import family
 from .results import RunSummary, TestRecord
 
 _LABEL_RE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -190,12 +191,6 @@ def load_runs(dirs: list[Path],
 
 
 # -- reports ---------------------------------------------------------------------------------
-def _family(test_id: str) -> str:
-    """testcases/test_pin.py::test_pin[...] -> test_pin"""
-    name = test_id.split("::", 1)[-1]
-    return name.split("[", 1)[0]
-
-
 def markdown(m: Matrix) -> str:
     out = ["# nvdimm-harness kernel matrix", ""]
     out.append("| kernel | release | source | verdict | outcomes | duration |")
@@ -237,7 +232,7 @@ def markdown(m: Matrix) -> str:
     out.append("|---|" + "---|" * len(m.labels))
     families: dict[str, list[dict[str, int]]] = {}
     for r in m.rows:
-        per = families.setdefault(_family(r.id), [{} for _ in m.labels])
+        per = families.setdefault(family(r.id), [{} for _ in m.labels])
         for i, c in enumerate(r.cells):
             per[i][c.outcome] = per[i].get(c.outcome, 0) + 1
     for fam, per in families.items():

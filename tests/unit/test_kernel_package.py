@@ -2,7 +2,6 @@
 
 import shutil
 import subprocess
-import zlib
 
 import pytest
 
@@ -106,7 +105,6 @@ def test_modules_are_stored_uncompressed(tmp_path):
     ko = tmp_path / "ext4.ko.xz"
     ko.write_bytes(lzma.compress(b"\x7fELF module", format=lzma.FORMAT_XZ))
     assert kp.decompress_module(ko) == b"\x7fELF module"
-    assert zlib.crc32(kp.decompress_module(ko)) == zlib.crc32(b"\x7fELF module")
 
 
 @pytest.mark.skipif(not shutil.which("gcc"), reason="no gcc on this host")
