@@ -1,4 +1,4 @@
-"""Headless Chromium for the report tests (tests/e2e/test_report_browser.py, test_matrix.py).
+"""Headless Chromium for the report tests (tests/e2e/test_report_browser.py, test_matrix_61_612.py).
 
 Chromium comes from tools/install-host-deps.sh (Debian's `chromium`); a missing browser fails
 the test instead of skipping it, so a machine that lost it is noticed.
